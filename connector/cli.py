@@ -1,0 +1,70 @@
+"""Command line: ``attentive-connector <command>`` (also ``python -m connector``).
+
+Each command lives with the stage it belongs to and exposes ``add_arguments(parser)`` and
+``main(args) -> int``; this module only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from connector import __version__
+from connector.errors import ConfigError
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def main(self, args: argparse.Namespace) -> int: ...
+
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("connector.app", "run the connector: consume, route, deliver, commit"),
+    "validate": ("connector.rules.tools", "check the config, schemas and rule table without running"),
+    "route": ("connector.rules.tools_route", "dry run: show the requests records would become (no network)"),
+    "check-auth": ("connector.attentive.check_auth", "call Attentive's /v1/me with the configured key"),
+    "sandbox": ("connector.sandbox.cli", "run the local Attentive stand-in"),
+    "produce-samples": ("connector.samples", "publish realistic sample events to a topic"),
+    "demo": ("connector.demo", "broker + sandbox + samples + connector, end to end"),
+}
+DLQ_COMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("connector.delivery.replay", "re-route dead-lettered records through the current rules"),
+}
+
+
+def _load(module: str) -> _Command:
+    return cast(_Command, importlib.import_module(module))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attentive-connector", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"attentive-connector {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = _load(module)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    dlq = sub.add_parser("dlq", help="dead-letter topic tools", description="dead-letter topic tools")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    for name, (module, help_) in DLQ_COMMANDS.items():
+        p = dlq_sub.add_parser(name, help=help_, description=help_)
+        mod = _load(module)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
