@@ -23,7 +23,9 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         p = PREFIX
-        self.records_consumed = Counter(f"{p}_records_consumed", "Records read from Kafka.", ["topic"], registry=r)
+        self.records_consumed = Counter(
+            f"{p}_records_consumed", "Records read from Kafka.", ["topic"], registry=r
+        )
         self.records_processed = Counter(
             f"{p}_records_processed",
             "Records finished, by rule and outcome (delivered, skipped, stale, dead_lettered).",
@@ -48,7 +50,9 @@ class Metrics:
         self.rebalances = Counter(
             f"{p}_rebalances", "Partition assignment changes (assigned, revoked, lost).", ["kind"], registry=r
         )
-        self.commits = Counter(f"{p}_commits", "Offset commits by result (ok, failed).", ["result"], registry=r)
+        self.commits = Counter(
+            f"{p}_commits", "Offset commits by result (ok, failed).", ["result"], registry=r
+        )
         self.api_request_duration = Histogram(
             f"{p}_api_request_duration_seconds",
             "Time for one Attentive request, by endpoint.",
@@ -64,9 +68,14 @@ class Metrics:
             registry=r,
         )
         self.consumer_lag = Gauge(
-            f"{p}_consumer_lag", "High watermark minus committed position.", ["topic", "partition"], registry=r
+            f"{p}_consumer_lag",
+            "High watermark minus committed position.",
+            ["topic", "partition"],
+            registry=r,
         )
-        self.in_flight_requests = Gauge(f"{p}_in_flight_requests", "Attentive requests in flight.", registry=r)
+        self.in_flight_requests = Gauge(
+            f"{p}_in_flight_requests", "Attentive requests in flight.", registry=r
+        )
         self.buffered_records = Gauge(
             f"{p}_buffered_records", "Records consumed and not yet finished.", registry=r
         )

@@ -1,0 +1,68 @@
+# attentive-connector — every command sets itself up on a fresh clone.
+#   make demo    broker + Attentive sandbox + sample events + the connector, end to end
+#   make test    ruff, mypy, then the whole pytest suite (integration tests on a real Kafka broker)
+#   make bench   the benchmark (ARGS=--quick for the CI-sized run)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+HELM_VERSION := v3.22.0
+HELM := $(CACHE)/bin/helm
+ARGS ?=
+
+export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
+export HELM := $(CURDIR)/$(HELM)
+
+.PHONY: setup tools kafka-jars helm promtool lint format test unit demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+kafka-jars: setup
+	$(BIN)/python -m connector.devkafka.broker --fetch-only
+
+$(HELM):
+	@command -v go >/dev/null || { echo "go is needed to build helm ($(HELM_VERSION)) from the Go module proxy"; exit 1; }
+	GOBIN=$(CURDIR)/$(CACHE)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+helm: $(HELM)
+
+# promtool ships in Debian's prometheus package.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+	@promtool --version | head -n 1
+
+tools: setup kafka-jars helm promtool
+
+lint: setup
+	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff format --check connector tests bench
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format connector tests bench
+	$(BIN)/ruff check --fix connector tests bench
+
+test: tools lint
+	$(BIN)/pytest -ra $(ARGS)
+
+unit: setup
+	$(BIN)/pytest -ra tests/unit $(ARGS)
+
+demo: setup kafka-jars
+	$(BIN)/attentive-connector demo $(ARGS)
+
+bench: setup kafka-jars
+	$(BIN)/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(CACHE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

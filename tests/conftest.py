@@ -1,0 +1,90 @@
+"""Session fixtures: one real Kafka broker per test session, unique topics per test, the Attentive sandbox.
+
+The broker comes from :func:`connector.devkafka.broker.kafka_cluster` (``KAFKA_BOOTSTRAP_SERVERS``, Docker via
+testcontainers, or a local KRaft broker fetched from Maven Central). When a test fails and the broker is the
+local one, the tail of its log is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from connector.devkafka import broker as devkafka
+from tests.support import SandboxProcess
+
+_local_brokers: list[devkafka.LocalKafka] = []
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker, started once per session (see module docstring)."""
+    original = devkafka.start_local_kafka
+
+    def _tracked(**kw: object) -> devkafka.LocalKafka:
+        b = original(**kw)  # type: ignore[arg-type]
+        _local_brokers.append(b)
+        return b
+
+    devkafka.start_local_kafka = _tracked  # type: ignore[assignment]
+    try:
+        with devkafka.kafka_cluster() as bootstrap:
+            yield bootstrap
+    finally:
+        devkafka.start_local_kafka = original  # type: ignore[assignment]
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """``make_topic(partitions=3, prefix=None) -> name``: creates a uniquely named topic for this test."""
+
+    def _make(partitions: int = 3, prefix: str | None = None) -> str:
+        base = prefix or request.node.name.split("[")[0][:40]
+        name = f"{base}-{uuid.uuid4().hex[:8]}".replace("_", "-")
+        devkafka.create_topics(kafka_bootstrap, [name], partitions=partitions)
+        return name
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def _sandbox_process() -> Iterator[SandboxProcess]:
+    sb = SandboxProcess("--no-rate-limit")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def sandbox(_sandbox_process: SandboxProcess) -> SandboxProcess:
+    """The shared sandbox subprocess (no rate limits), with faults cleared and the journal emptied."""
+    _sandbox_process.reset()
+    return _sandbox_process
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[..., SandboxProcess]]:
+    """Start extra sandboxes with their own flags (e.g. Attentive's rate limits); stopped after the test."""
+    started: list[SandboxProcess] = []
+
+    def _start(*flags: str) -> SandboxProcess:
+        sb = SandboxProcess(*flags)
+        started.append(sb)
+        return sb
+
+    yield _start
+    for sb in started:
+        with contextlib.suppress(Exception):
+            sb.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    failed = terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")
+    if failed and _local_brokers:
+        for b in _local_brokers:
+            terminalreporter.write_sep("-", f"local Kafka broker log tail ({b.log_path})")
+            terminalreporter.write_line(b.log_tail(80))
