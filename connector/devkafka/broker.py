@@ -72,7 +72,9 @@ def ensure_kafka_jars(target: Path | None = None) -> Path:
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BrokerError(f"mvn failed ({proc.returncode}) fetching Kafka jars:\n{proc.stdout}\n{proc.stderr}")
+        raise BrokerError(
+            f"mvn failed ({proc.returncode}) fetching Kafka jars:\n{proc.stdout}\n{proc.stderr}"
+        )
     if not list(libs.glob("kafka_2.13-*.jar")):
         raise BrokerError(f"mvn finished but no kafka_2.13 jar is in {libs}")
     (libs / _READY_MARKER).write_text("ok\n")
@@ -237,7 +239,7 @@ def wait_until_ready(
     """Wait until the cluster answers a metadata request with at least one broker."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": logging.getLogger("devkafka")})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -289,11 +291,12 @@ def kafka_cluster() -> Iterator[str]:
 def create_topics(bootstrap: str, names: list[str], *, partitions: int = 3, timeout_s: float = 30.0) -> None:
     """Create topics (idempotent: existing ones are fine) and wait until their leaders are known."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names], operation_timeout=timeout_s
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names],
+        operation_timeout=timeout_s,
     )
     for name, fut in futures.items():
         try:

@@ -1,0 +1,176 @@
+"""``attentive-connector demo``: the whole flow on one machine, ending by itself.
+
+A real Kafka broker (see :mod:`connector.devkafka.broker`), a Schema Registry stand-in for the topics encoded in
+Confluent wire format, the local Attentive sandbox with Attentive's rate limits and some latency, realistic
+sample events on all three topics (plus a few records that can never be delivered, to show the dead-letter
+topic), and the connector delivering them. The last line is always::
+
+    demo: produced=N delivered=N skipped=N dead_lettered=N pending=0
+
+``--keep-running`` leaves everything up afterwards so you can look at ``/metrics`` and the sandbox's request
+journal; Ctrl-C ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from connector.config import ConnectorConfig, load_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "connector.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="connector config (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=100, help="sample events per topic (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--bad", type=int, default=2, help="undeliverable records per topic (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave broker, sandbox and connector up until Ctrl-C"
+    )
+    parser.add_argument("--metrics-port", type=int, default=9400)
+    parser.add_argument("--latency-ms", type=int, default=30, help="sandbox latency per request")
+
+
+def say(msg: str) -> None:
+    print(f"demo: {msg}", flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with _stack(args) as (config, bootstrap, sandbox_urls):
+        produced = _produce(config, bootstrap, args)
+        say(f"produced {produced} records to {', '.join(config.topics)}")
+        stats = asyncio.run(_run_connector(config, produced, args, sandbox_urls))
+    pending = stats["pending"] + max(0, produced - stats["consumed"])
+    skipped = stats["skipped"] + stats.get("stale", 0)
+    print(
+        f"demo: produced={produced} delivered={stats['delivered']} skipped={skipped} "
+        f"dead_lettered={stats['dead_lettered']} pending={pending}",
+        flush=True,
+    )
+    return 0 if pending == 0 else 1
+
+
+@contextlib.contextmanager
+def _stack(args: argparse.Namespace) -> Iterator[tuple[ConnectorConfig, str, dict[str, str]]]:
+    """Broker, schema registry stand-in, sandbox; yields the config pointed at them."""
+    from connector.devkafka.broker import create_topics, kafka_cluster
+    from connector.devkafka.sandbox_process import SandboxProcess
+    from connector.devkafka.schema_registry import start_schema_registry
+
+    api_key = "demo-" + secrets.token_hex(8)
+    say("starting Kafka (first run fetches the broker jars from Maven Central) ...")
+    with kafka_cluster() as bootstrap:
+        say(f"kafka at {bootstrap}")
+        registry = start_schema_registry()
+        sandbox = SandboxProcess(
+            "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.latency_ms // 2), api_key=api_key
+        )
+        say(f"schema registry stand-in at {registry.url}; Attentive sandbox at {sandbox.url}")
+        try:
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "KAFKA_GROUP_ID": f"attentive-connector-demo-{int(time.time())}",
+                "SCHEMA_REGISTRY_URL": registry.url,
+                "ATTENTIVE_API_BASE_URL": sandbox.url,
+                "ATTENTIVE_API_KEY": api_key,
+                "METRICS_PORT": str(args.metrics_port),
+            }
+            config = load_config(args.config, env=env)
+            topics = list(config.topics)
+            create_topics(bootstrap, topics + [config.dlq_topic(t) for t in topics], partitions=3)
+            yield config, bootstrap, {"sandbox": sandbox.url, "registry": registry.url}
+        finally:
+            sandbox.stop()
+            registry.stop()
+
+
+def _produce(config: ConnectorConfig, bootstrap: str, args: argparse.Namespace) -> int:
+    """Sample events per topic, plus ``--bad`` records per topic that can never be delivered."""
+    from confluent_kafka import Producer
+
+    from connector import samples
+
+    total = 0
+    for topic in config.topics:
+        records = list(samples.generate(topic, args.count, seed=args.seed))
+        total += samples.produce(config, topic, records, bootstrap=bootstrap)
+    if args.bad:
+        # Bytes that are not Avro at all: decoded → permanent error → dead-letter topic.
+        raw = Producer({"bootstrap.servers": bootstrap})
+        for topic in config.topics:
+            for i in range(args.bad):
+                raw.produce(
+                    topic, key=f"bad-{i}".encode(), value=b"\x00not avro at all" if i % 2 else b"{json?}"
+                )
+                total += 1
+        raw.flush(30)
+    return total
+
+
+async def _run_connector(
+    config: ConnectorConfig, produced: int, args: argparse.Namespace, urls: dict[str, str]
+) -> dict[str, int]:
+    from connector.app import Connector
+
+    connector = Connector(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(connector.run(stop))
+    say(f"connector running; metrics on http://127.0.0.1:{args.metrics_port}/metrics")
+    deadline = time.monotonic() + args.timeout
+    last_report = 0.0
+    try:
+        while not task.done() and time.monotonic() < deadline and not stop.is_set():
+            s = connector.stats()
+            if s["consumed"] >= produced and s["pending"] == 0:
+                break
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                say(_progress(s, produced))
+            await asyncio.sleep(0.2)
+        final = connector.stats()
+        if args.keep_running and not stop.is_set():
+            say(_progress(final, produced))
+            say(f"everything stays up: metrics http://127.0.0.1:{args.metrics_port}/metrics, ")
+            say(f"sandbox journal {urls['sandbox']}/__sandbox/requests and {urls['sandbox']}/__sandbox/stats")
+            say("press Ctrl-C to stop")
+            await stop.wait()
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return {k: int(v) for k, v in connector.stats().items()}
+
+
+def _progress(s: dict[str, Any], produced: int) -> str:
+    return (
+        f"progress: consumed={s['consumed']}/{produced} delivered={s['delivered']} skipped={s['skipped']} "
+        f"dead_lettered={s['dead_lettered']} pending={s['pending']}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(argparse.ArgumentParser().parse_args()))
