@@ -64,9 +64,13 @@ class RouteResult:
     * ``error`` set: the record must be dead-lettered (decode error, a rule that cannot build a valid
       request, or an unmatched record when the config says so). No call is sent in that case: routing is
       all-or-nothing per record so a replay after a fix never half-repeats a fan-out.
+
+    ``ordering_key`` is the lane key: the topic's ``key_field`` over the decoded record when configured (and
+    not empty), else the Kafka key as UTF-8 (hex when it is not UTF-8), else ``None`` (keyless: no ordering).
     """
 
     calls: list[Call] = field(default_factory=list)
     skipped: str | None = None
     rule: str | None = None
     error: Exception | None = None
+    ordering_key: str | None = None

@@ -127,7 +127,7 @@ def json_path(parts: Iterable[str | int]) -> str:
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p):
             out += f".{p}"
         else:
-            out += "[" + json.dumps(p) + "]"
+            out += "[" + json.dumps(p, ensure_ascii=False) + "]"
     return out
 
 
@@ -152,12 +152,14 @@ def _json_type(value: object) -> str:
 def _describe(error: ValidationError) -> list[str]:
     """Messages for one schema error, naming the path and never the offending value."""
     path = list(error.absolute_path)
-    kw, expected, inst = error.validator, error.validator_value, error.instance
+    kw, inst = error.validator, error.instance
+    expected: Any = error.validator_value
+    schema: Any = error.schema
     if kw == "required" and isinstance(inst, Mapping):
         missing = [k for k in expected if k not in inst]
         return [f"{json_path([*path, k])}: required field missing" for k in missing]
     if kw == "additionalProperties" and isinstance(inst, Mapping):
-        allowed = sorted((error.schema.get("properties") or {}).keys())
+        allowed = sorted((schema.get("properties") or {}).keys())
         extra = sorted(k for k in inst if k not in allowed)
         return [f"{json_path([*path, k])}: unexpected key (allowed: {', '.join(allowed)})" for k in extra]
     where = json_path(path)
@@ -171,7 +173,9 @@ def _describe(error: ValidationError) -> list[str]:
     if kw == "minProperties":
         return [f"{where}: must not be empty"]
     if kw == "format":
-        hint = " (RFC 3339 with a UTC offset, e.g. 2021-03-30T14:38:29.000Z)" if expected == "date-time" else ""
+        hint = (
+            " (RFC 3339 with a UTC offset, e.g. 2021-03-30T14:38:29.000Z)" if expected == "date-time" else ""
+        )
         return [f"{where}: not a valid {expected}{hint}"]
     return [f"{where}: fails {kw} {json.dumps(expected, default=str)}"]
 
@@ -186,7 +190,7 @@ class SpecValidator:
         raw = dict(spec) if spec is not None else load_spec()
         schemas = openapi_to_json_schema(raw["components"]["schemas"])
         self._schemas: dict[str, dict[str, Any]] = schemas
-        resource = Resource(contents={"components": {"schemas": schemas}}, specification=DRAFT4)
+        resource: Resource[Any] = DRAFT4.create_resource({"components": {"schemas": schemas}})
         self._registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
         self._format_checker = _format_checker()
         self._validators: dict[str, Draft4Validator] = {}
@@ -214,7 +218,9 @@ class SpecValidator:
 
         Used for responses too (the sandbox's tests check its answers are spec-shaped).
         """
-        errors = sorted(self._validator(schema_name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+        errors = sorted(
+            self._validator(schema_name).iter_errors(instance), key=lambda e: list(e.absolute_path)
+        )
         return _dedupe(m for e in errors for m in _describe(e))
 
     def validate(self, endpoint: Endpoint, body: Any) -> list[str]:

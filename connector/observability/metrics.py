@@ -6,7 +6,7 @@ endpoint, outcome, status class and fixed reason names. Tests pass a fresh ``Col
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from connector import __version__
 
@@ -34,7 +34,7 @@ class Metrics:
         )
         self.api_requests = Counter(
             f"{p}_api_requests",
-            "Attentive API requests by endpoint and status class (2xx, 4xx, 5xx, 429, network).",
+            "Attentive API requests by endpoint and status class (2xx, 4xx, 5xx, 401, 403, 429, network).",
             ["endpoint", "status_class"],
             registry=r,
         )
@@ -46,6 +46,12 @@ class Metrics:
         )
         self.dlq_records = Counter(
             f"{p}_dlq_records", "Records written to the dead-letter topic.", ["topic", "reason"], registry=r
+        )
+        self.dlq_write_errors = Counter(
+            f"{p}_dlq_write_errors",
+            "Failed dead-letter writes (each is retried; the record's partition stalls until it succeeds).",
+            ["topic"],
+            registry=r,
         )
         self.rebalances = Counter(
             f"{p}_rebalances", "Partition assignment changes (assigned, revoked, lost).", ["kind"], registry=r
@@ -97,12 +103,19 @@ class Metrics:
         self.ready = Gauge(f"{p}_ready", "1 when the connector is ready (see /readyz).", registry=r)
         self.build_info = Info(f"{p}_build", "Connector version.", registry=r)
         self.build_info.info({"version": __version__})
+        # process_resident_memory_bytes, process_cpu_seconds_total, ... for the dashboard's runtime row
+        # (read from /proc; exports nothing on platforms without it).
+        ProcessCollector(registry=r)
+
+
+# Statuses that get a class of their own: rate limiting, and auth failures (alerted on separately).
+_OWN_CLASS = frozenset({401, 403, 429})
 
 
 def status_class(status: int | None) -> str:
-    """Low-cardinality label for an HTTP status: ``2xx``, ``4xx``, ``5xx``, ``429`` or ``network``."""
+    """Low-cardinality label for an HTTP status: ``2xx``, ``4xx``, ``5xx``, ``401``, ``403``, ``429`` or ``network``."""
     if status is None:
         return "network"
-    if status == 429:
-        return "429"
+    if status in _OWN_CLASS:
+        return str(status)
     return f"{status // 100}xx"

@@ -1,0 +1,162 @@
+"""The connector as a subprocess (``python -m connector run``), watched through its ``/metrics`` and ``/proc``.
+
+A subprocess makes its CPU seconds and RSS its own. Progress is the sum of
+``attentive_connector_records_processed_total`` over every label (one outcome per finished record).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.procstats import ProcessSampler
+from bench.stack import REPO
+
+PROCESSED = "attentive_connector_records_processed"
+
+
+class ConnectorFailed(RuntimeError):
+    """The connector exited, or made no progress in time. The message carries its stderr tail."""
+
+
+def scrape(client: httpx.Client, url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """``/metrics`` as {metric family name: {sorted label pairs: value}} (counters without ``_total``)."""
+    r = client.get(url, timeout=5)
+    r.raise_for_status()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for fam in text_string_to_metric_families(r.text):
+        values = out.setdefault(fam.name, {})
+        for s in fam.samples:
+            if s.name.endswith(("_created", "_bucket")):
+                continue
+            values[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def processed_by_outcome(metrics: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> dict[str, int]:
+    counts: dict[str, int] = collections.Counter()
+    for labels, value in metrics.get(PROCESSED, {}).items():
+        counts[dict(labels).get("outcome", "?")] += int(value)
+    return dict(counts)
+
+
+@dataclass
+class Progress:
+    """One observation of the connector: when, how many records finished, CPU seconds so far."""
+
+    t: float
+    processed: int
+    cpu_s: float
+
+
+@dataclass
+class ConnectorProcess:
+    """A running connector subprocess. Use as a context manager; it is stopped (SIGTERM) on exit."""
+
+    config: Path
+    metrics_port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    sampler: ProcessSampler | None = None
+    stderr_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
+    progress: list[Progress] = field(default_factory=list)
+    last_metrics: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+
+    def __enter__(self) -> ConnectorProcess:
+        env = {**os.environ, **self.env, "METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "run", "--config", str(self.config)],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        self.sampler = ProcessSampler(self.proc.pid).start()
+        self._http = httpx.Client()
+        return self
+
+    def _drain(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def _fail(self, what: str) -> ConnectorFailed:
+        tail = "\n".join(self.stderr_tail)
+        return ConnectorFailed(f"{what}\n--- connector stderr (tail) ---\n{tail}")
+
+    def observe(self) -> Progress | None:
+        """Scrape once; ``None`` while the metrics server is not up yet."""
+        assert self.proc is not None
+        assert self.sampler is not None
+        if self.proc.poll() is not None:
+            raise self._fail(f"the connector exited with code {self.proc.returncode}")
+        try:
+            metrics = scrape(self._http, self.metrics_url)
+        except (httpx.HTTPError, OSError):
+            return None
+        sample = self.sampler.sample()
+        self.last_metrics = metrics
+        done = sum(processed_by_outcome(metrics).values())
+        p = Progress(time.monotonic(), done, sample.cpu_s if sample else 0.0)
+        self.progress.append(p)
+        return p
+
+    def wait_processed(
+        self, target: int, *, timeout_s: float, stall_s: float = 60.0, interval_s: float = 0.2
+    ) -> Progress:
+        """Wait until at least ``target`` records are finished; fail on exit, time-out or a stall."""
+        deadline = time.monotonic() + timeout_s
+        last_change = time.monotonic()
+        last_count = -1
+        while True:
+            p = self.observe()
+            now = time.monotonic()
+            if p is not None:
+                if p.processed >= target:
+                    return p
+                if p.processed != last_count:
+                    last_count, last_change = p.processed, now
+            if now > deadline:
+                raise self._fail(
+                    f"only {max(last_count, 0)} of {target} records finished in {timeout_s:.0f}s"
+                )
+            if now - last_change > stall_s:
+                raise self._fail(
+                    f"no progress for {stall_s:.0f}s at {max(last_count, 0)} of {target} records"
+                )
+            time.sleep(interval_s)
+
+    def first_progress(self) -> Progress | None:
+        """The first observation with at least one finished record (the start of the measured window)."""
+        return next((p for p in self.progress if p.processed > 0), None)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        assert self.sampler is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.sampler.stop()
+        self._http.close()

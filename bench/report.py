@@ -1,0 +1,174 @@
+"""The results: ratios, targets with pass/miss, the JSON file and the table printed to stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Keys every results file has (``None`` when a phase could not measure; the run then fails).
+REQUIRED_KEYS = (
+    "consume_decode_records_per_s",
+    "bare_http_requests_per_s",
+    "e2e_records_per_s",
+    "cpu_s_per_1000",
+    "peak_rss_mb",
+    "naive_records_per_s",
+    "attentive_shaped",
+    "p50_added_latency_ms",
+    "p99_added_latency_ms",
+    "backlog_peak_rss_mb",
+    "machine",
+    "date",
+    "command",
+    "quick",
+    "e2e_vs_bare_http",
+    "e2e_vs_naive",
+    "targets",
+)
+
+RSS_LIMIT_MB = 200.0
+MIN_SHARE_OF_LIMIT = 0.95
+MAX_SHARE_429 = 0.005
+MAX_P99_ADDED_MS = 50.0
+MIN_E2E_VS_BARE = 0.60
+MIN_E2E_VS_NAIVE = 10.0
+FULL_BUDGET_S = 600.0  # make bench
+QUICK_BUDGET_S = 60.0  # make bench ARGS=--quick
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 3)
+
+
+def _target(value: float | None, op: str, bound: float, what: str) -> dict[str, Any]:
+    ok = None if value is None else (value >= bound if op == ">=" else value <= bound)
+    return {"target": f"{op} {bound:g}", "value": value, "pass": ok, "what": what}
+
+
+def add_derived(results: dict[str, Any]) -> dict[str, Any]:
+    """Ratios and targets from the measured figures (in place; also returned)."""
+    results["e2e_vs_bare_http"] = _ratio(
+        results.get("e2e_records_per_s"), results.get("bare_http_requests_per_s")
+    )
+    results["e2e_vs_naive"] = _ratio(results.get("e2e_records_per_s"), results.get("naive_records_per_s"))
+    targets: dict[str, Any] = {
+        "e2e_vs_bare_http": _target(
+            results["e2e_vs_bare_http"], ">=", MIN_E2E_VS_BARE, "e2e records/s ÷ bare HTTP requests/s"
+        ),
+        "e2e_vs_naive": _target(
+            results["e2e_vs_naive"], ">=", MIN_E2E_VS_NAIVE, "e2e records/s ÷ naive records/s"
+        ),
+        "p99_added_latency_ms": _target(
+            results.get("p99_added_latency_ms"), "<=", MAX_P99_ADDED_MS, "p99 added latency at half the limit"
+        ),
+        "peak_rss_mb": _target(
+            results.get("peak_rss_mb"), "<=", RSS_LIMIT_MB, "connector peak RSS, end to end"
+        ),
+        "backlog_peak_rss_mb": _target(
+            results.get("backlog_peak_rss_mb"), "<=", RSS_LIMIT_MB, "connector peak RSS draining the backlog"
+        ),
+    }
+    for endpoint, figs in (results.get("attentive_shaped") or {}).items():
+        limit, achieved, share = figs.get("limit"), figs.get("achieved_per_s"), figs.get("share_429")
+        share_of_limit = None if achieved is None or not limit else round(achieved / limit, 3)
+        targets[f"shaped.{endpoint}.share_of_limit"] = _target(
+            share_of_limit, ">=", MIN_SHARE_OF_LIMIT, f"{endpoint}: achieved ÷ limit"
+        )
+        targets[f"shaped.{endpoint}.share_429"] = _target(
+            share, "<=", MAX_SHARE_429, f"{endpoint}: share of 429s"
+        )
+    budget = QUICK_BUDGET_S if results.get("quick") else FULL_BUDGET_S
+    targets["duration_s"] = _target(results.get("duration_s"), "<=", budget, "the whole benchmark run")
+    results["targets"] = targets
+    return results
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3f}"
+    else:
+        text = str(v)
+    return f"{text}{unit}"
+
+
+def _flag(t: dict[str, Any] | None) -> str:
+    if not t:
+        return ""
+    return {True: "met", False: "MISSED", None: "n/a"}[t["pass"]] + f" ({t['target']})"
+
+
+def table(results: dict[str, Any]) -> str:
+    """A plain-text table of every figure, with the target it is held to."""
+    t = results.get("targets", {})
+    rows: list[tuple[str, str, str]] = [
+        ("consume + decode (ceiling)", _fmt(results.get("consume_decode_records_per_s"), " rec/s"), ""),
+        ("bare HTTP, 64 in flight (ceiling)", _fmt(results.get("bare_http_requests_per_s"), " req/s"), ""),
+        ("end to end", _fmt(results.get("e2e_records_per_s"), " rec/s"), ""),
+        ("  ÷ bare HTTP", _fmt(results.get("e2e_vs_bare_http")), _flag(t.get("e2e_vs_bare_http"))),
+        ("  CPU per 1,000 records", _fmt(results.get("cpu_s_per_1000"), " s"), ""),
+        ("  peak RSS", _fmt(results.get("peak_rss_mb"), " MB"), _flag(t.get("peak_rss_mb"))),
+        ("naive consume→POST→commit", _fmt(results.get("naive_records_per_s"), " rec/s"), ""),
+        ("  end to end ÷ naive", _fmt(results.get("e2e_vs_naive"), "×"), _flag(t.get("e2e_vs_naive"))),
+        ("added latency p50 (half limit)", _fmt(results.get("p50_added_latency_ms"), " ms"), ""),
+        (
+            "added latency p99 (half limit)",
+            _fmt(results.get("p99_added_latency_ms"), " ms"),
+            _flag(t.get("p99_added_latency_ms")),
+        ),
+        (
+            "backlog peak RSS",
+            _fmt(results.get("backlog_peak_rss_mb"), " MB"),
+            _flag(t.get("backlog_peak_rss_mb")),
+        ),
+    ]
+    details = results.get("details", {})
+    if details.get("backlog"):
+        b = details["backlog"]
+        rows.append(
+            (f"  backlog of {b.get('records', 0):,} drained at", _fmt(b.get("records_per_s"), " rec/s"), "")
+        )
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{name:<{w0}}  {value:>{w1}}  {flag}".rstrip() for name, value, flag in rows]
+    shaped = results.get("attentive_shaped") or {}
+    if shaped:
+        lines.append("")
+        lines.append(
+            f"{'Attentive-shaped endpoint':<26} {'limit/s':>8} {'achieved/s':>11} {'share':>7} {'429s':>8}  target"
+        )
+        for endpoint, f in shaped.items():
+            limit, achieved = f.get("limit"), f.get("achieved_per_s")
+            share = None if achieved is None or not limit else achieved / limit
+            ok_rate = t.get(f"shaped.{endpoint}.share_of_limit", {}).get("pass")
+            ok_429 = t.get(f"shaped.{endpoint}.share_429", {}).get("pass")
+            verdict = (
+                "met" if ok_rate and ok_429 else "n/a" if ok_rate is None or ok_429 is None else "MISSED"
+            )
+            s429 = f.get("share_429")
+            lines.append(
+                f"{endpoint:<26} {_fmt(limit):>8} {_fmt(achieved):>11} "
+                f"{'—' if share is None else f'{share:.1%}':>7} {'—' if s429 is None else f'{s429:.2%}':>8}  {verdict}"
+            )
+    head = [
+        f"attentive-connector benchmark — {results.get('date')} — `{results.get('command')}`",
+        "machine: {cores} cores, {memory_gb} GB, {cpu_model}, Python {python}".format(
+            **results.get("machine", {})
+        ),
+        "",
+    ]
+    tail = [""]
+    if results.get("duration_s") is not None:
+        tail.append(f"run took {results['duration_s']:.0f} s")
+    for err in results.get("errors", []):
+        tail.append(f"ERROR {err}")
+    return "\n".join(head + lines + tail)

@@ -1,0 +1,92 @@
+"""Attentive-shaped: the sandbox with Attentive's rate limits and 100 ms ± 50 ms latency.
+
+Two measurements from the sandbox's own request journal (what Attentive would have seen):
+
+1. **Saturation.** A backlog sized so that every endpoint has about ``limit × busy_s`` requests to make
+   (:func:`bench.backlog.shaped_mix`). Per endpoint: the achieved rate of 2xx answers over the window it was
+   busy (first to last 2xx), and the share of its requests answered 429.
+2. **Added latency at half the limit.** Records produced at a steady rate of half each endpoint's limit.
+   For a record's first call, *added latency* = the time the sandbox received the request − the record's Kafka
+   timestamp (set by the producer when it produced the record). The sandbox's simulated latency is spent
+   *after* it receives a request, so it is excluded by construction; what is left is Kafka (produce → fetch)
+   plus the connector (decode, route, lanes, rate limiter, HTTP send). Later calls of a fan-out are not
+   counted: they wait, by design, for the earlier call's answer and so include the sandbox's latency.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from connector.attentive.endpoints import BY_PATH, Endpoint
+
+
+def journal_time_ms(entry: Mapping[str, Any]) -> float:
+    """The journal's ``time`` in Unix milliseconds (it may be seconds as a number, or an RFC 3339 string)."""
+    t = entry["time"]
+    if isinstance(t, str):
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
+    t = float(t)
+    return t * 1000 if t < 1e11 else t  # seconds vs already milliseconds
+
+
+def saturation(
+    journal: Iterable[Mapping[str, Any]], limits: Mapping[Endpoint, float]
+) -> dict[str, dict[str, float | int | None]]:
+    """Per endpoint: limit, achieved 2xx/s over its busy window, share of 429s, request count."""
+    times: dict[Endpoint, list[float]] = collections.defaultdict(list)
+    total: dict[Endpoint, int] = collections.Counter()
+    limited: dict[Endpoint, int] = collections.Counter()
+    for e in journal:
+        endpoint = BY_PATH.get(str(e.get("path", "")))
+        if endpoint is None:
+            continue
+        total[endpoint] += 1
+        status = int(e["status"])
+        if status == 429:
+            limited[endpoint] += 1
+        elif 200 <= status < 300:
+            times[endpoint].append(journal_time_ms(e) / 1000)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for endpoint, limit in limits.items():
+        ts = sorted(times.get(endpoint, []))
+        window = ts[-1] - ts[0] if len(ts) >= 2 else 0.0
+        # n answers spread evenly over a window are n - 1 intervals apart.
+        achieved = (len(ts) - 1) / window if window > 0 else None
+        n = total.get(endpoint, 0)
+        out[str(endpoint)] = {
+            "limit": limit,
+            "achieved_per_s": round(achieved, 2) if achieved is not None else None,
+            "share_429": round(limited.get(endpoint, 0) / n, 5) if n else None,
+            "requests": n,
+            "busy_s": round(window, 2),
+        }
+    return out
+
+
+def added_latencies_ms(journal: Iterable[Mapping[str, Any]], produced_ts: Mapping[str, int]) -> list[float]:
+    """Receive time of each record's first successful first call − the record's Kafka timestamp."""
+    first: dict[str, float] = {}
+    for e in journal:
+        rid = str(e.get("record_id") or "")
+        parts = rid.split("/")
+        if len(parts) == 4 and parts[3] != "0":
+            continue  # a later call of a fan-out (see the module doc)
+        base = "/".join(parts[:3])
+        if base not in produced_ts or not 200 <= int(e["status"]) < 300:
+            continue
+        t = journal_time_ms(e)
+        if base not in first or t < first[base]:
+            first[base] = t
+    return [t - produced_ts[base] for base, t in first.items()]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]

@@ -1,0 +1,111 @@
+"""The real parts a benchmark run stands on: a local Kafka broker, the schema registry stand-in, sandboxes,
+and the connector config pointing at them.
+
+Everything is started once per run and stopped at the end, whatever happens in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector.devkafka.broker import create_topics, kafka_cluster
+from connector.devkafka.sandbox_process import SandboxProcess
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CONFIG = REPO / "config" / "connector.yaml"
+TOPICS = ("orders", "loyalty", "signups")
+PARTITIONS = 3
+
+# The sandbox as a ceiling: no request validation, no rate limits, no latency, a small journal (counting is
+# done with /__sandbox/stats, so a million bodies are not kept in its memory).
+FAST_SANDBOX_FLAGS = ("--no-validate", "--no-rate-limit", "--journal-max", "1000")
+# The sandbox shaped like Attentive: its published limits (the sandbox's defaults) and 100 ms ± 50 ms.
+SHAPED_SANDBOX_FLAGS = ("--latency-ms", "100", "--jitter-ms", "50", "--seed", "7")
+
+
+@dataclass
+class Stack:
+    """Running infrastructure for one benchmark run."""
+
+    bootstrap: str
+    registry_url: str | None
+    workdir: Path
+    api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(12), repr=False)
+    _sandboxes: dict[tuple[str, ...], SandboxProcess] = field(default_factory=dict, repr=False)
+
+    def sandbox(self, *flags: str) -> SandboxProcess:
+        """A sandbox with these flags, started on first use and shared by later callers."""
+        if flags not in self._sandboxes:
+            self._sandboxes[flags] = SandboxProcess(*flags, api_key=self.api_key)
+        return self._sandboxes[flags]
+
+    def stop_sandbox(self, *flags: str) -> None:
+        sb = self._sandboxes.pop(flags, None)
+        if sb is not None:
+            sb.stop()
+
+    def close(self) -> None:
+        for sb in list(self._sandboxes.values()):
+            with contextlib.suppress(Exception):
+                sb.stop()
+        self._sandboxes.clear()
+
+    def connector_config(self, name: str, *, base_url: str, group_id: str, metrics_port: int) -> Path:
+        """Write the shipped config, pointed at this stack, as ``<workdir>/<name>.yaml`` and return its path.
+
+        The shipped delivery settings are kept: the benchmark measures the connector as users run it.
+        Paths in the shipped file are made absolute so the copy can live anywhere.
+        """
+        raw: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+        base = SHIPPED_CONFIG.parent
+        for topic in raw.get("topics", {}).values():
+            key = "schema" if "schema" in topic else "schema_file"
+            topic[key] = str((base / topic[key]).resolve())
+        rules_key = "rules" if "rules" in raw else "rules_file"
+        raw[rules_key] = str((base / raw.get(rules_key, "rules.yaml")).resolve())
+        kafka = raw.setdefault("kafka", {})
+        kafka["bootstrap_servers"] = self.bootstrap
+        kafka["group_id"] = group_id
+        if self.registry_url:
+            kafka["schema_registry"] = {**(kafka.get("schema_registry") or {}), "url": self.registry_url}
+        att = raw.setdefault("attentive", {})
+        att["base_url"] = base_url
+        att.pop("api_key_file", None)
+        raw.setdefault("metrics", {})["port"] = metrics_port
+        raw["metrics"]["host"] = "127.0.0.1"
+        # Logging at WARNING: a log line per record would measure the log handler, not the connector.
+        raw["logging"] = {"format": "json", "level": "WARNING"}
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        return path
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    """Broker (+ topics), schema registry stand-in; sandboxes start on demand. Everything stops on exit."""
+    with kafka_cluster() as bootstrap:
+        create_topics(bootstrap, [*TOPICS, *(f"{t}.dlq" for t in TOPICS)], partitions=PARTITIONS)
+        with _schema_registry() as registry_url:
+            stack = Stack(bootstrap=bootstrap, registry_url=registry_url, workdir=workdir)
+            try:
+                yield stack
+            finally:
+                stack.close()
+
+
+@contextlib.contextmanager
+def _schema_registry() -> Iterator[str]:
+    from connector.devkafka.schema_registry import start_schema_registry
+
+    handle = start_schema_registry()
+    try:
+        yield str(handle.url)
+    finally:
+        handle.stop()

@@ -1,0 +1,203 @@
+"""Per-endpoint client-side rate limiting that stays under Attentive's limits, alone or with other replicas.
+
+Attentive counts requests per endpoint in a fixed one-second window (150/s for most endpoints, subscribe 10/s,
+unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit`` (per second) and
+``x-ratelimit-remaining`` (left in the current second). Three mechanisms keep the connector under it:
+
+1. **Pacing.** Each endpoint's requests are spaced ``1/rate`` apart (a token bucket of capacity one, GCRA
+   style). An even stream puts exactly ``rate`` requests in any one-second window, so the server's window is
+   never exceeded by a burst, yet full throughput is reached. The rate is the configured one, lowered to the
+   server's ``x-ratelimit-limit`` when that is smaller.
+2. **Headroom slow-down.** When ``remaining`` falls below ``headroom * limit``, the budget left is spread over
+   the rest of the (estimated) window, in proportion to this client's share of what was consumed — so several
+   replicas sharing one key slow down before any of them is answered 429. At ``remaining == 0`` the endpoint
+   waits for the next window.
+3. **Holds.** After a 429, :meth:`EndpointLimiter.hold` stops the endpoint until ``Retry-After`` has passed.
+
+The window's start is estimated from the headers: ``remaining`` jumping back up means a new second began.
+Clock and sleep are injectable so the tests run on virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from connector.attentive.endpoints import Endpoint
+from connector.config import AttentiveSettings
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+WINDOW_S = 1.0
+# After the estimated end of a window wait this much longer, so a request never lands just before the
+# server's boundary (our estimate of the boundary lags the real one by about one response time).
+_WINDOW_MARGIN_S = 0.005
+
+
+class EndpointLimiter:
+    """Pacing, header-driven slow-down and holds for one endpoint. Not thread-safe; one event loop."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        headroom: float = 0.1,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.configured_rate = rate
+        self.headroom = headroom
+        self._clock = clock
+        self._sleep = sleep
+        self.server_limit: int | None = None
+        self.remaining: int | None = None
+        self._tat = -math.inf  # theoretical arrival time of the next request (GCRA)
+        self._not_before = -math.inf  # hold: nothing before this time
+        self._slow_interval = 0.0  # extra spacing while the window's budget is low
+        self._slow_until = -math.inf
+        self._generation = 0  # bumped when a hold/slow-down invalidates reservations made earlier
+        self._window_start: float | None = None
+        self._window_opened_by = -math.inf  # send time of the request whose answer opened the window
+        self._window_min = 0
+        self._own_in_window = 0
+
+    @property
+    def rate(self) -> float:
+        """Requests per second this client paces to: configured, capped by the server's reported limit."""
+        if self.server_limit:
+            return min(self.configured_rate, float(self.server_limit))
+        return self.configured_rate
+
+    def _interval(self, now: float) -> float:
+        base = 1.0 / self.rate
+        if now < self._slow_until:
+            return max(base, self._slow_interval)
+        return base
+
+    def delay(self) -> float:
+        """Seconds until a request could start now (0 when it could go at once). Does not reserve."""
+        now = self._clock()
+        return max(0.0, self._not_before - now, self._tat - now)
+
+    async def acquire(self) -> None:
+        """Wait for this endpoint's next slot and take it."""
+        while True:
+            now = self._clock()
+            gen = self._generation
+            slot = max(now, self._tat, self._not_before)
+            self._tat = slot + self._interval(slot)
+            if slot <= now:
+                return
+            await self._sleep(slot - now)
+            if gen == self._generation and self._clock() >= self._not_before:
+                return
+            # A hold or slow-down arrived while we slept: our reservation was discarded; take a new one.
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing on this endpoint for ``seconds`` (a 429's Retry-After)."""
+        self._hold_until(self._clock() + max(0.0, seconds))
+
+    def _hold_until(self, until: float) -> None:
+        if until > self._not_before:
+            self._not_before = until
+            self._tat = until
+            self._generation += 1
+
+    def observe(self, limit: int | None, remaining: int | None, *, sent_at: float | None = None) -> None:
+        """Feed one response's ``x-ratelimit-limit`` / ``x-ratelimit-remaining`` (either may be missing).
+
+        ``sent_at`` (clock time the request started) lets a late answer from the previous window — say
+        ``remaining: 0`` arriving after the new second began — be recognised as stale and ignored.
+        """
+        now = self._clock()
+        sent = now if sent_at is None else sent_at
+        if limit is not None and limit > 0:
+            self.server_limit = limit
+        if remaining is None or sent < self._window_opened_by:
+            return
+        self.remaining = remaining
+        lim = self.server_limit or int(self.configured_rate)
+        jump = max(1, math.ceil(0.05 * lim))
+        if (
+            self._window_start is None
+            or now - self._window_start >= WINDOW_S
+            or remaining >= self._window_min + jump
+        ):
+            self._window_start = now
+            self._window_opened_by = sent
+            self._window_min = remaining
+            self._own_in_window = 0
+            self._slow_until = -math.inf
+        self._window_min = min(self._window_min, remaining)
+        self._own_in_window += 1
+        window_end = self._window_start + WINDOW_S
+        if remaining <= 0:
+            self._hold_until(window_end + _WINDOW_MARGIN_S)
+            return
+        if remaining < self.headroom * lim:
+            consumed = max(1, lim - remaining)
+            share = min(1.0, self._own_in_window / consumed)
+            budget = max(remaining * share, 1e-9)
+            rest = max(window_end - now, 0.0)
+            interval = rest / budget
+            if interval > 1.0 / self.rate:
+                if interval > self._slow_interval or now >= self._slow_until:
+                    # Slots reserved at the old spacing are void: waiters re-reserve at the new one.
+                    self._generation += 1
+                    self._tat = now + interval
+                self._slow_interval = interval
+                self._slow_until = window_end + _WINDOW_MARGIN_S
+
+
+class RateLimiter:
+    """One :class:`EndpointLimiter` per endpoint at ``settings.rate_limit(endpoint)``."""
+
+    def __init__(
+        self,
+        settings: AttentiveSettings,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._limiters = {
+            e: EndpointLimiter(
+                settings.rate_limit(e), headroom=settings.rate_limit_headroom, clock=clock, sleep=sleep
+            )
+            for e in Endpoint
+        }
+
+    def __getitem__(self, endpoint: Endpoint) -> EndpointLimiter:
+        return self._limiters[endpoint]
+
+    async def acquire(self, endpoint: Endpoint) -> None:
+        await self._limiters[endpoint].acquire()
+
+    def observe_headers(
+        self, endpoint: Endpoint, headers: Mapping[str, str], *, sent_at: float | None = None
+    ) -> None:
+        """Update from a response's headers (case-insensitive mapping such as ``httpx.Headers``)."""
+        self._limiters[endpoint].observe(
+            _int(headers.get("x-ratelimit-limit")),
+            _int(headers.get("x-ratelimit-remaining")),
+            sent_at=sent_at,
+        )
+
+    def hold(self, endpoint: Endpoint, seconds: float) -> None:
+        self._limiters[endpoint].hold(seconds)
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        try:
+            return int(float(value))
+        except ValueError:
+            return None

@@ -1,0 +1,119 @@
+"""Deliver one call: wait for the auth gate and the endpoint's circuit, send, retry until done or hopeless.
+
+The in-flight bound (``max_in_flight``) is a semaphore held only while a request is actually on the wire,
+never during a backoff sleep or a wait at a gate, so a retrying record holds only its own lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from connector.delivery.auth import AuthGate
+from connector.delivery.circuit import CircuitBoard
+from connector.delivery.protocols import ApiSender
+from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
+from connector.errors import RateLimitedError
+from connector.observability.metrics import Metrics
+from connector.types import Call
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(Exception):
+    """The call can never be delivered (permanent error, or its retry budget is spent): dead-letter it."""
+
+    def __init__(self, call: Call, error: BaseException, attempts: CallAttempts) -> None:
+        super().__init__(f"{call.record_id}: {type(error).__name__}")
+        self.call = call
+        self.error = error
+        self.attempts = attempts
+
+
+class CallDeliverer:
+    """Sends calls with retries, honouring the auth gate, the per-endpoint circuits and the in-flight bound."""
+
+    def __init__(
+        self,
+        sender: ApiSender,
+        *,
+        policy: RetryPolicy,
+        circuits: CircuitBoard,
+        auth: AuthGate,
+        max_in_flight: int,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._sender = sender
+        self._policy = policy
+        self._circuits = circuits
+        self._auth = auth
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def deliver(self, call: Call, attempts: CallAttempts | None = None) -> Any:
+        """Send ``call`` until it succeeds (returns the response) or raises :class:`DeliveryFailed`."""
+        state = attempts if attempts is not None else CallAttempts()
+        endpoint = str(call.endpoint)
+        while True:
+            await self._auth.wait_ok()
+            probe = await self._circuits.acquire(endpoint)
+            try:
+                response = await self._send(call)
+            except asyncio.CancelledError:
+                self._circuits.neutral(endpoint, probe=probe)
+                raise
+            except Exception as exc:
+                if getattr(exc, "auth", False):
+                    self._circuits.neutral(endpoint, probe=probe)
+                    self._auth.trip(exc)
+                    continue
+                self._classify(endpoint, exc, probe)
+                circuit = self._circuits.circuit(endpoint)
+                decision = self._policy.on_failure(
+                    state, exc, now=self._clock(), circuit_open=circuit.is_open, circuit_epoch=circuit.epoch
+                )
+                if decision.verdict is Verdict.DEAD_LETTER:
+                    raise DeliveryFailed(call, exc, state) from exc
+                self._metrics.api_retries.labels(endpoint, decision.reason).inc()
+                log.debug(
+                    "retrying %s in %.2fs after %s",
+                    call.record_id,
+                    decision.delay_s,
+                    type(exc).__name__,
+                    extra={"record_id": call.record_id, "endpoint": endpoint},
+                )
+                if decision.delay_s > 0:
+                    await self._sleep(decision.delay_s)
+                continue
+            self._circuits.success(endpoint, probe=probe)
+            return response
+
+    async def _send(self, call: Call) -> Any:
+        # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
+        async with self._slots:
+            self._in_flight += 1
+            try:
+                return await self._sender.send(call)
+            finally:
+                self._in_flight -= 1
+
+    def _classify(self, endpoint: str, exc: BaseException, probe: bool) -> None:
+        if isinstance(exc, RateLimitedError):
+            self._circuits.neutral(endpoint, probe=probe)
+        elif getattr(exc, "permanent", False):
+            # The endpoint answered and judged the request: it is up.
+            self._circuits.success(endpoint, probe=probe)
+        else:
+            self._circuits.failure(endpoint, probe=probe)

@@ -1,0 +1,487 @@
+"""The delivery engine: consumed records in, exactly one outcome per record out, commits in between.
+
+Everything here runs on the asyncio event loop; the poll thread (:mod:`connector.source.poller`) calls in
+with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands through
+:class:`SourceControl`. A record's way:
+
+1. :meth:`Engine.accept` takes it (offset tracker, buffer budget — pausing consumption when full).
+2. It is routed in partition order. A retriable routing error (Schema Registry down) holds the partition's
+   routing and retries with backoff: the record is kept, and nothing behind it overtakes it.
+3. Skipped and stale records finish at once; the others join their key's lane (ordering key from the rule,
+   else the Kafka key; keyless records run alone) and their calls are delivered in rule order by the
+   :class:`~connector.delivery.deliverer.CallDeliverer` (retries, circuit, auth gate, in-flight bound).
+4. Delivered → finished; undeliverable (routing error, permanent API error, retry budget spent) → the
+   dead-letter write is acknowledged → finished.
+5. Every ``commit_interval_s`` (and soon after a subscribe call is delivered, to keep the window in which
+   a crash would resend it small) the positions below which everything is finished are committed
+   asynchronously; revocation and shutdown commit synchronously through the poll thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connector.attentive.endpoints import Endpoint
+from connector.config import DeliverySettings
+from connector.delivery.backpressure import BufferBudget
+from connector.delivery.dead_letter import DeadLetterWriter, Failure
+from connector.delivery.deliverer import CallDeliverer, DeliveryFailed
+from connector.delivery.lanes import LaneKey, Lanes
+from connector.delivery.protocols import Backoff, RecordRouter
+from connector.delivery.retry import CallAttempts
+from connector.errors import DecodeError
+from connector.observability.health import HealthState
+from connector.observability.metrics import Metrics
+from connector.source.kafka import Inbound
+from connector.source.offsets import TP, OffsetTracker, PartitionOffsets
+from connector.types import OutcomeKind, RouteResult, SourceRecord
+
+log = logging.getLogger(__name__)
+
+# Outcome counted for records a replay filtered out (not a metric outcome: they were never processed).
+FILTERED = "filtered"
+# Shortest gap between two early (subscribe-triggered) commits.
+_EARLY_COMMIT_GAP_S = 0.05
+
+
+class SourceControl(Protocol):
+    """What the engine asks of the poll thread (thread-safe, non-blocking)."""
+
+    def set_paused(self, reason: str, paused: bool) -> None: ...
+    def commit(self, offsets: dict[TP, int]) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    """One record in the engine."""
+
+    inbound: Inbound
+    part: _Partition
+    record: SourceRecord
+    taken_at: float
+    route: RouteResult | None = None
+    released: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Partition:
+    tp: TP
+    offsets: PartitionOffsets
+    backlog: deque[_Item] = field(default_factory=deque)
+    """Taken, not yet routed (routing is in partition order)."""
+    route_failures: int = 0
+    blocked: bool = False
+    retry_handle: asyncio.TimerHandle | None = None
+    requested: int = -1
+    requested_at: float = 0.0
+
+
+class Engine:
+    """Routes, orders, delivers, dead-letters and finishes records; schedules commits; applies backpressure.
+
+    :param router: ``route(record) -> RouteResult``.
+    :param deliverer: sends calls with retries (owns the auth gate, circuits and in-flight bound).
+    :param dead_letters: writes undeliverable records to their DLQ and waits for the acknowledgement.
+    :param dlq_topic: source topic → its dead-letter topic.
+    :param route_backoff: delays between routing retries while the Schema Registry is unavailable.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: DeliverySettings,
+        router: RecordRouter,
+        deliverer: CallDeliverer,
+        dead_letters: DeadLetterWriter,
+        dlq_topic: Callable[[str], str],
+        metrics: Metrics,
+        route_backoff: Backoff,
+        health: HealthState | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._s = settings
+        self._router = router
+        self._deliverer = deliverer
+        self._dead_letters = dead_letters
+        self._dlq_topic = dlq_topic
+        self._metrics = metrics
+        self._route_backoff = route_backoff
+        self._health = health
+        self._clock = clock
+        self._source: SourceControl | None = None
+        self._tracker = OffsetTracker()
+        self._parts: dict[TP, _Partition] = {}
+        self._lanes: Lanes[_Item] = Lanes(self._process)
+        self._budget = BufferBudget(settings.max_buffered_records, settings.max_buffered_bytes)
+        self._counts: Counter[str] = Counter()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._commit_wakeup = asyncio.Event()
+        self._commit_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._paused: set[str] = set()
+        self.exhausted_event = asyncio.Event()
+        """Set when a bounded source (replay) has handed over everything it will."""
+
+    # -- wiring -------------------------------------------------------------------------------------------
+
+    def bind(self, source: SourceControl) -> None:
+        """Connect the poll thread's command side; pauses decided before (e.g. auth) are passed on."""
+        self._source = source
+        for reason in sorted(self._paused):
+            source.set_paused(reason, True)
+
+    def start(self) -> None:
+        """Start the periodic commit task (in the running loop)."""
+        if self._commit_task is None:
+            self._commit_task = asyncio.get_running_loop().create_task(self._commit_loop(), name="commits")
+
+    def auth_changed(self, ok: bool) -> None:
+        """The auth gate opened or closed: pause or resume consumption and report readiness."""
+        if self._health is not None:
+            self._health.auth_ok = ok
+        self._pause("auth", not ok)
+
+    # -- from the poll thread (on the loop) ---------------------------------------------------------------
+
+    def assigned(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._parts[tp] = _Partition(tp, self._tracker.assign(tp))
+
+    def accept(self, batch: list[Inbound]) -> None:
+        """Take a batch of consumed records (in offset order per partition)."""
+        now = self._clock()
+        touched: dict[TP, _Partition] = {}
+        for inb in batch:
+            part = self._parts.get(inb.tp)
+            if part is None or part.offsets.revoked:
+                continue  # its partition is gone: not taken, so never committed; the new owner reads it
+            if not part.offsets.take(inb.offset):
+                log.warning(
+                    "offset %s/%d seen again (seek or reset): not processed twice", inb.tp, inb.offset
+                )
+                continue
+            self._counts["consumed"] += 1
+            self._metrics.records_consumed.labels(inb.tp.topic).inc()
+            self._empty.clear()
+            if self._budget.add(inb.size):
+                log.info(
+                    "buffer full (%d records, %d bytes): pausing consumption",
+                    self._budget.records,
+                    self._budget.bytes,
+                )
+                self._pause("backpressure", True)
+            if inb.record is None:
+                item = _Item(inb, part, _placeholder(inb), now)
+                self._finish(item, FILTERED if inb.skip else OutcomeKind.SKIPPED.value, rule=None)
+                continue
+            part.backlog.append(_Item(inb, part, inb.record, now))
+            touched[inb.tp] = part
+        for part in touched.values():
+            self._route_backlog(part)
+        self._metrics.buffered_records.set(self._budget.records)
+
+    async def release(self, tps: list[TP]) -> dict[TP, int]:
+        """Partitions are being revoked: start nothing new for them, let in-flight records finish within
+        ``revoke_timeout_s`` (cancel what is left), and return the positions to commit."""
+        parts = [self._parts[tp] for tp in tps if tp in self._parts]
+        wanted = {p.tp for p in parts}
+        for part in parts:
+            self._drop_backlog(part)
+        for item in self._lanes.drop_queued(wanted):
+            self._release(item)
+        idle = await self._lanes.wait_partitions_idle(wanted, self._s.revoke_timeout_s)
+        if not idle:
+            running = sum(len(self._lanes.running(tp)) for tp in wanted)
+            log.warning(
+                "revoke: %d record(s) still in flight after %.1fs; abandoning them (the new owner redelivers)",
+                running,
+                self._s.revoke_timeout_s,
+            )
+            await self._lanes.cancel(wanted)
+        positions = self._tracker.committable(list(wanted))
+        for part in parts:
+            self._forget(part)
+        return positions
+
+    def lost(self, tps: list[TP]) -> None:
+        """Partitions were lost (session timeout): drop them now, commit nothing, cancel their work."""
+        parts = [self._parts[tp] for tp in tps if tp in self._parts]
+        wanted = {p.tp for p in parts}
+        for part in parts:
+            self._drop_backlog(part)
+            self._forget(part)
+        for item in self._lanes.drop_queued(wanted):
+            self._release(item)
+        self._spawn(self._lanes.cancel(wanted))
+
+    def committed(self, positions: dict[TP, int]) -> None:
+        for tp, pos in positions.items():
+            part = self._parts.get(tp)
+            if part is not None:
+                part.offsets.confirm(pos)
+
+    def exhausted(self) -> None:
+        self.exhausted_event.set()
+
+    # -- routing ------------------------------------------------------------------------------------------
+
+    def _route_backlog(self, part: _Partition) -> None:
+        while part.backlog and not part.blocked and not part.offsets.revoked:
+            item = part.backlog[0]
+            try:
+                result = self._router.route(item.record)
+            except Exception as exc:
+                if getattr(exc, "retriable", False):
+                    self._hold_routing(part, exc)
+                    return
+                log.exception("routing %s raised; dead-lettering it", item.record.record_id)
+                result = RouteResult(error=exc, rule=getattr(exc, "rule", None))
+            part.route_failures = 0
+            part.backlog.popleft()
+            item.route = result
+            self._dispatch(item, result)
+
+    def _hold_routing(self, part: _Partition, exc: BaseException) -> None:
+        part.blocked = True
+        part.route_failures += 1
+        delay = self._route_backoff.delay(part.route_failures)
+        log.warning(
+            "cannot route %s yet (%s: %s); holding partition %s, retrying in %.1fs",
+            part.backlog[0].record.record_id,
+            type(exc).__name__,
+            getattr(exc, "reason", ""),
+            part.tp,
+            delay,
+        )
+        part.retry_handle = asyncio.get_running_loop().call_later(delay, self._unblock, part)
+
+    def _unblock(self, part: _Partition) -> None:
+        part.blocked = False
+        part.retry_handle = None
+        self._route_backlog(part)
+
+    def _dispatch(self, item: _Item, result: RouteResult) -> None:
+        topic = item.record.topic
+        if isinstance(result.error, DecodeError):
+            self._metrics.decode_errors.labels(topic, result.error.reason).inc()
+        if result.error is None and not result.calls:
+            outcome = OutcomeKind.STALE if result.skipped == "stale" else OutcomeKind.SKIPPED
+            self._finish(item, outcome.value, rule=result.rule)
+            return
+        self._lanes.submit(self._lane_key(item, result), item)
+
+    @staticmethod
+    def _lane_key(item: _Item, result: RouteResult) -> LaneKey:
+        key: str | bytes | int | None = result.ordering_key
+        if key is None:
+            key = item.record.key
+        if key is None:
+            key = item.inbound.offset  # keyless: a lane of its own
+        return (item.inbound.tp.topic, item.inbound.tp.partition, key)
+
+    # -- delivery (one lane task per key) ------------------------------------------------------------------
+
+    async def _process(self, item: _Item) -> None:
+        result = item.route
+        assert result is not None
+        rule = result.rule
+        try:
+            if result.error is not None:
+                now = self._clock()
+                await self._dead_letter(
+                    item, Failure(result.error, rule or getattr(result.error, "rule", None), 0, now, now)
+                )
+                return
+            subscribed = False
+            many = len(result.calls) > 1
+            for call in result.calls:
+                attempts = CallAttempts()
+                try:
+                    await self._deliverer.deliver(call, attempts)
+                except DeliveryFailed as failed:
+                    now = self._clock()
+                    await self._dead_letter(
+                        item,
+                        Failure(
+                            failed.error,
+                            call.rule or rule,
+                            attempts.attempts,
+                            attempts.first_failure or now,
+                            attempts.last_failure or now,
+                            call_id=call.record_id if many else None,
+                        ),
+                    )
+                    return
+                subscribed = subscribed or call.endpoint == Endpoint.SUBSCRIBE
+            ts = item.record.timestamp_ms
+            if ts is not None:
+                self._metrics.delivery_lag.labels(item.record.topic).observe(
+                    max(0.0, self._clock() - ts / 1000)
+                )
+            self._finish(item, OutcomeKind.DELIVERED.value, rule=rule)
+            if subscribed:
+                # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
+                self._commit_wakeup.set()
+        except asyncio.CancelledError:
+            # Abandoned (revoked, lost, shutdown): unfinished, so never committed; free its buffer space.
+            self._release(item)
+            raise
+        except Exception as exc:
+            log.exception("unexpected error delivering %s; dead-lettering it", item.record.record_id)
+            now = self._clock()
+            await self._dead_letter(item, Failure(exc, rule, 0, now, now))
+
+    async def _dead_letter(self, item: _Item, failure: Failure) -> None:
+        await self._dead_letters.write(item.record, self._dlq_topic(item.record.topic), failure)
+        self._finish(item, OutcomeKind.DEAD_LETTERED.value, rule=failure.rule)
+
+    # -- finishing ----------------------------------------------------------------------------------------
+
+    def _finish(self, item: _Item, outcome: str, *, rule: str | None) -> None:
+        self._counts[outcome] += 1
+        if outcome != FILTERED:
+            self._metrics.records_processed.labels(item.record.topic, rule or "none", outcome).inc()
+        # A revoked partition's tracker is no longer committed from: finishing there changes nothing.
+        item.part.offsets.finish(item.inbound.offset)
+        self._release(item)
+
+    def _release(self, item: _Item) -> None:
+        """The item no longer holds buffer space (finished, or dropped on revoke)."""
+        if item.released:
+            return
+        item.released = True
+        if self._budget.remove(item.inbound.size):
+            log.info("buffer drained (%d records): resuming consumption", self._budget.records)
+            self._pause("backpressure", False)
+        self._metrics.buffered_records.set(self._budget.records)
+        if self._budget.records == 0:
+            self._empty.set()
+
+    def _drop_backlog(self, part: _Partition) -> None:
+        part.offsets.revoked = True
+        if part.retry_handle is not None:
+            part.retry_handle.cancel()
+            part.retry_handle = None
+        while part.backlog:
+            self._release(part.backlog.popleft())
+
+    def _forget(self, part: _Partition) -> None:
+        self._tracker.drop(part.tp)
+        if self._parts.get(part.tp) is part:
+            del self._parts[part.tp]
+
+    # -- commits ------------------------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit_wakeup.wait(), timeout=self._s.commit_interval_s)
+            self._commit_wakeup.clear()
+            self.commit_async()
+            await asyncio.sleep(_EARLY_COMMIT_GAP_S)
+
+    def commit_async(self) -> dict[TP, int]:
+        """Ask the poll thread to commit every position that moved; returns what was asked."""
+        now = self._clock()
+        todo: dict[TP, int] = {}
+        for tp, part in self._parts.items():
+            pos = part.offsets.committable
+            if pos is None or pos <= part.offsets.confirmed:
+                continue
+            # Re-send an unconfirmed position only after a full interval (a lost commit, not a slow one).
+            if pos == part.requested and now - part.requested_at < self._s.commit_interval_s:
+                continue
+            part.requested, part.requested_at = pos, now
+            todo[tp] = pos
+        if todo and self._source is not None:
+            self._source.commit(todo)
+        return todo
+
+    def positions(self) -> dict[TP, int]:
+        """Committable position of every assigned partition (for the final synchronous commit)."""
+        return self._tracker.committable()
+
+    # -- shutdown -----------------------------------------------------------------------------------------
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop consuming and wait up to ``timeout_s`` for every held record to finish; cancel the rest.
+
+        Returns True when everything finished. Unfinished records stay uncommitted (delivered again later).
+        """
+        self._pause("shutdown", True)
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout=timeout_s)
+            drained = True
+        except TimeoutError:
+            drained = False
+            log.warning(
+                "shutdown: %d record(s) unfinished after %.1fs; they stay uncommitted and will be redelivered",
+                self._budget.records,
+                timeout_s,
+            )
+        await self._lanes.cancel()
+        for part in self._parts.values():
+            if part.retry_handle is not None:
+                part.retry_handle.cancel()
+        return drained
+
+    async def close(self) -> None:
+        """Stop the background tasks (after :meth:`drain` and the final commit)."""
+        tasks = [t for t in (self._commit_task, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._commit_task = None
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no record is held (for bounded sources and tests)."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- reporting ----------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Record counts: consumed, delivered, skipped, stale, dead_lettered, filtered, pending."""
+        out = {
+            k: self._counts.get(k, 0)
+            for k in ("consumed", "delivered", "skipped", "stale", "dead_lettered", FILTERED)
+        }
+        out["pending"] = self._budget.records
+        return out
+
+    @property
+    def paused_reasons(self) -> set[str]:
+        return set(self._paused)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _pause(self, reason: str, paused: bool) -> None:
+        if paused:
+            self._paused.add(reason)
+        else:
+            self._paused.discard(reason)
+        if self._source is not None:
+            self._source.set_paused(reason, paused)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _placeholder(inb: Inbound) -> SourceRecord:
+    """A stand-in record for an item with nothing to process (it only needs a topic for the counters)."""
+    return SourceRecord(
+        topic=inb.tp.topic, partition=inb.tp.partition, offset=inb.offset, key=None, value=None
+    )

@@ -1,0 +1,121 @@
+"""Kafka client settings and the conversion of consumed messages into what the engine works on.
+
+The settings the engine's correctness depends on are forced, whatever ``kafka.client`` says: offsets are
+committed by the engine only (no auto-commit, no auto offset store) and the assignment protocol is
+cooperative-sticky (revocation drains and commits only the partitions that move). Everything else in
+``kafka.client`` (SASL, TLS, tuning) passes through to librdkafka unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from connector.config import ConnectorConfig
+from connector.delivery.protocols import KafkaMessage
+from connector.source.offsets import TP
+from connector.types import SourceRecord
+
+log = logging.getLogger(__name__)
+
+# librdkafka's timestamp type for "no timestamp".
+_TIMESTAMP_NOT_AVAILABLE = 0
+
+FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+
+
+def consumer_config(config: ConnectorConfig, *, group_id: str | None = None) -> dict[str, Any]:
+    """librdkafka settings for the connector's consumer (``group_id`` overrides the configured group)."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": config.kafka.bootstrap_servers,
+        "group.id": group_id or config.kafka.group_id,
+        "auto.offset.reset": "earliest",
+        # Per-partition high watermarks and committed offsets for the consumer_lag gauge, cheaply.
+        "statistics.interval.ms": 5000,
+        "client.id": "attentive-connector",
+    }
+    conf.update(config.kafka.client)
+    for key, value in FORCED_CONSUMER_SETTINGS.items():
+        if key in config.kafka.client and config.kafka.client[key] != value:
+            log.warning("kafka.client.%s is ignored: the engine requires %s=%s", key, key, value)
+        conf[key] = value
+    return conf
+
+
+def producer_config(config: ConnectorConfig) -> dict[str, Any]:
+    """librdkafka settings for the dead-letter producer: idempotent, acknowledged by all in-sync replicas."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": config.kafka.bootstrap_servers,
+        "linger.ms": 5,
+        # Report a failed write within 30 s (default 5 min) so the stall is visible and retried sooner.
+        "message.timeout.ms": 30000,
+        "client.id": "attentive-connector-dlq",
+    }
+    conf.update({k: v for k, v in config.kafka.client.items() if k not in _CONSUMER_ONLY})
+    conf["enable.idempotence"] = True
+    conf["acks"] = "all"
+    return conf
+
+
+# Consumer settings a user may put in kafka.client that a producer would only warn about.
+_CONSUMER_ONLY = frozenset(
+    {
+        "auto.offset.reset",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "fetch.wait.max.ms",
+        "max.partition.fetch.bytes",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "isolation.level",
+        "group.instance.id",
+        "group.protocol",
+        "check.crcs",
+        *FORCED_CONSUMER_SETTINGS,
+    }
+)
+
+
+@dataclass(slots=True, eq=False)
+class Inbound:
+    """A consumed message as handed to the engine.
+
+    ``tp``/``offset`` are where it is tracked and committed; ``record`` is what gets routed and delivered.
+    They are the same record for the connector; for a DLQ replay ``tp``/``offset`` are the dead letter's
+    own coordinates and ``record`` the original record rebuilt from its headers. ``record`` is None when
+    there is nothing to do (``skip`` says why, e.g. filtered out of a replay): it finishes at once.
+    """
+
+    tp: TP
+    offset: int
+    record: SourceRecord | None
+    size: int
+    skip: str | None = None
+
+
+def to_source_record(msg: KafkaMessage) -> SourceRecord:
+    """A confluent-kafka message as a :class:`SourceRecord` (header values ``None`` become ``b""``)."""
+    ts_type, ts = msg.timestamp()
+    return SourceRecord(
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        key=msg.key(),
+        value=msg.value(),
+        headers=tuple((k, v if v is not None else b"") for k, v in (msg.headers() or ())),
+        timestamp_ms=None if ts_type == _TIMESTAMP_NOT_AVAILABLE or ts < 0 else ts,
+    )
+
+
+def inbound(msg: KafkaMessage) -> Inbound:
+    """The connector's transform: track and process the message itself."""
+    record = to_source_record(msg)
+    return Inbound(TP(record.topic, record.partition), record.offset, record, record.size)

@@ -1,0 +1,159 @@
+"""Offset tracking: which position of each partition may be committed.
+
+A record is *taken* when it is handed to the engine and *finished* when it is delivered, skipped or its
+dead-letter write is acknowledged. The committable position of a partition is the smallest offset taken
+but not finished, or — when nothing is unfinished — the offset after the last one taken. Committing that
+position can never skip an unfinished record, whatever order records finish in.
+
+Pure data structures: no Kafka, no clock, no locks (the engine uses them from its event loop only).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import NamedTuple
+
+
+class TP(NamedTuple):
+    """A topic partition."""
+
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}"
+
+
+class PartitionOffsets:
+    """The unfinished offsets of one partition for one assignment of it.
+
+    Offsets must be taken in increasing order (as Kafka hands them out); finishing may happen in any order.
+    A fresh object is made each time the partition is assigned, so a late ``finish`` from a previous
+    assignment lands on an object nobody commits from any more.
+    """
+
+    __slots__ = ("_order", "_unfinished", "confirmed", "next_offset", "revoked")
+
+    def __init__(self) -> None:
+        # Offsets in the order taken; finished ones are popped lazily from the left.
+        self._order: deque[int] = deque()
+        self._unfinished: set[int] = set()
+        self.next_offset: int | None = None
+        """The offset after the last one taken, or None before the first."""
+        self.confirmed: int = -1
+        """The highest position the broker confirmed as committed for this assignment (-1: none)."""
+        self.revoked: bool = False
+        """Set when the partition is revoked or lost: nothing may start or commit from here on."""
+
+    def take(self, offset: int) -> bool:
+        """Record that ``offset`` is now being worked on.
+
+        Returns False (and changes nothing) for an offset at or below the last one taken: Kafka only hands
+        those out again after a seek or an offset reset, and such a record is either still in progress or
+        already finished, so working on it again would only duplicate it.
+        """
+        if self.next_offset is not None and offset < self.next_offset:
+            return False
+        if self.next_offset is None:
+            # The consumer started here: the group's committed position (or the reset point). Committing it
+            # again would say nothing new.
+            self.confirmed = max(self.confirmed, offset)
+        self._order.append(offset)
+        self._unfinished.add(offset)
+        self.next_offset = offset + 1
+        return True
+
+    def finish(self, offset: int) -> bool:
+        """Record that ``offset`` is finished; False if it was not unfinished (already finished or unknown)."""
+        if offset not in self._unfinished:
+            return False
+        self._unfinished.discard(offset)
+        order = self._order
+        while order and order[0] not in self._unfinished:
+            order.popleft()
+        return True
+
+    @property
+    def committable(self) -> int | None:
+        """The position to commit (the next offset to consume after a restart), or None before any take."""
+        if self._order:
+            return self._order[0]
+        return self.next_offset
+
+    @property
+    def unfinished(self) -> int:
+        """How many offsets are taken and not finished."""
+        return len(self._unfinished)
+
+    def is_unfinished(self, offset: int) -> bool:
+        return offset in self._unfinished
+
+    def needs_commit(self) -> bool:
+        """True when the committable position is ahead of what the broker confirmed."""
+        pos = self.committable
+        return pos is not None and pos > self.confirmed
+
+    def confirm(self, position: int) -> None:
+        """The broker acknowledged a commit of ``position`` (commits may be confirmed out of order)."""
+        self.confirmed = max(self.confirmed, position)
+
+
+class OffsetTracker:
+    """The :class:`PartitionOffsets` of every partition currently assigned."""
+
+    def __init__(self) -> None:
+        self._parts: dict[TP, PartitionOffsets] = {}
+
+    def assign(self, tp: TP) -> PartitionOffsets:
+        """Start tracking ``tp`` afresh (a previous object for it, if any, is marked revoked)."""
+        old = self._parts.get(tp)
+        if old is not None:
+            old.revoked = True
+        part = PartitionOffsets()
+        self._parts[tp] = part
+        return part
+
+    def get(self, tp: TP) -> PartitionOffsets | None:
+        return self._parts.get(tp)
+
+    def drop(self, tp: TP) -> PartitionOffsets | None:
+        """Stop tracking ``tp`` (revoked or lost); its object is marked revoked and returned."""
+        part = self._parts.pop(tp, None)
+        if part is not None:
+            part.revoked = True
+        return part
+
+    def __iter__(self) -> Iterator[tuple[TP, PartitionOffsets]]:
+        return iter(list(self._parts.items()))
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._parts
+
+    def committable(self, tps: list[TP] | None = None) -> dict[TP, int]:
+        """Committable positions of ``tps`` (default: all) that have one."""
+        out: dict[TP, int] = {}
+        for tp, part in self._parts.items():
+            if tps is not None and tp not in tps:
+                continue
+            pos = part.committable
+            if pos is not None:
+                out[tp] = pos
+        return out
+
+    def to_commit(self) -> dict[TP, int]:
+        """Positions ahead of the last confirmed commit: what a periodic commit should send."""
+        return {
+            tp: p.committable
+            for tp, p in self._parts.items()
+            if p.needs_commit() and p.committable is not None
+        }
+
+    def confirm(self, tp: TP, position: int) -> None:
+        part = self._parts.get(tp)
+        if part is not None:
+            part.confirm(position)
+
+    @property
+    def unfinished(self) -> int:
+        return sum(p.unfinished for p in self._parts.values())

@@ -1,0 +1,435 @@
+"""The poll thread: the only thread that touches the Kafka consumer.
+
+It polls in short slices (``timeout_s``, at most ``batch_size`` messages) whatever the engine is doing, so
+the member never exceeds ``max.poll.interval.ms`` and rebalance callbacks are served promptly — even while
+every partition is paused for backpressure or an auth failure. Consumed messages go to the engine on the
+event loop with ``loop.call_soon_threadsafe`` (FIFO, so an assignment always reaches the engine before its
+records, and records before the revocation of their partition).
+
+The engine controls the consumer through thread-safe commands (:meth:`Poller.set_paused`,
+:meth:`Poller.commit`, :meth:`Poller.stop`) that the thread applies between polls.
+
+Rebalance (cooperative-sticky; the callbacks run on this thread, inside ``consume``):
+
+* **assigned**: tell the engine, ``incremental_assign``, and pause the new partitions if consumption is
+  paused.
+* **revoked**: ask the engine to release the partitions — it starts nothing new for them and waits up to
+  ``revoke_timeout_s`` for their in-flight records — then commit the positions it returns *synchronously*,
+  then ``incremental_unassign``. The thread blocks on the event loop here, never the other way round, so
+  there is no deadlock (design.md's trap).
+* **lost**: the partitions already belong to someone else: the engine drops them; nothing is committed.
+
+A second mode (``fixed_topic``) assigns every partition of one topic from the group's committed offsets and
+reports when it has read up to the end offsets seen at start: the DLQ replay reads that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from connector.delivery.protocols import ConsumerFactory, KafkaConsumer, KafkaMessage
+from connector.observability.health import HealthState
+from connector.observability.metrics import Metrics
+from connector.source.kafka import Inbound, inbound
+from connector.source.offsets import TP
+
+log = logging.getLogger(__name__)
+
+
+class EngineLink(Protocol):
+    """What the poll thread calls on the engine (always on the event loop thread)."""
+
+    def assigned(self, tps: list[TP]) -> None: ...
+    def accept(self, batch: list[Inbound]) -> None: ...
+    def release(self, tps: list[TP]) -> Coroutine[Any, Any, dict[TP, int]]: ...
+    def lost(self, tps: list[TP]) -> None: ...
+    def committed(self, positions: dict[TP, int]) -> None: ...
+    def exhausted(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    batch_size: int = 500
+    timeout_s: float = 0.1
+    revoke_timeout_s: float = 15.0
+    """How long the engine may take to release revoked partitions (the thread waits a little longer)."""
+    metadata_timeout_s: float = 10.0
+
+
+class Poller:
+    """Owns the consumer on a dedicated thread; see the module docstring.
+
+    :param consumer_factory: builds the consumer from a librdkafka config dict (``confluent_kafka.Consumer``).
+    :param consumer_config: that dict; the poller adds its callbacks (``on_commit``, ``stats_cb``, ``error_cb``).
+    :param topics: subscribe to these (group mode), or
+    :param fixed_topic: assign all partitions of this topic and stop at its end offsets (replay mode).
+    :param transform: message → :class:`Inbound` (runs on this thread).
+    """
+
+    def __init__(
+        self,
+        consumer_factory: ConsumerFactory,
+        consumer_config: dict[str, Any],
+        *,
+        link: EngineLink,
+        loop: asyncio.AbstractEventLoop,
+        topics: list[str] | None = None,
+        fixed_topic: str | None = None,
+        settings: PollSettings = PollSettings(),
+        metrics: Metrics,
+        health: HealthState | None = None,
+        transform: Callable[[KafkaMessage], Inbound] = inbound,
+    ) -> None:
+        if (topics is None) == (fixed_topic is None):
+            raise ValueError("give exactly one of topics or fixed_topic")
+        self._factory = consumer_factory
+        self._config = dict(consumer_config)
+        self._link = link
+        self._loop = loop
+        self._topics = topics
+        self._fixed_topic = fixed_topic
+        self._s = settings
+        self._metrics = metrics
+        self._health = health
+        self._transform = transform
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
+        # State below is only touched by the poll thread.
+        self._consumer: KafkaConsumer | None = None
+        self._assignment: set[TP] = set()
+        self._pause_reasons: set[str] = set()
+        self._paused: set[TP] = set()
+        self._stopping = False
+        self._final_offsets: dict[TP, int] = {}
+        self._last_sync_commit: dict[TP, int] = {}
+        # Replay mode.
+        self.plan: dict[TP, tuple[int, int]] = {}
+        """Replay mode: ``{partition: (start, end)}`` offsets, set before the engine hears of the assignment."""
+        self._remaining: set[TP] = set()
+        self._exhausted_sent = False
+
+    # -- commands (any thread) ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_paused(self, reason: str, paused: bool) -> None:
+        """Pause (or stop pausing) every assigned partition for ``reason`` (backpressure, auth, shutdown…)."""
+        self._commands.put(("pause", (reason, paused)))
+
+    def commit(self, offsets: dict[TP, int]) -> None:
+        """Commit these positions asynchronously (results come back through ``link.committed``)."""
+        if offsets:
+            self._commands.put(("commit", dict(offsets)))
+
+    def stop(self, final_offsets: dict[TP, int] | None = None) -> None:
+        """Commit ``final_offsets`` synchronously, close the consumer (revoking what it owns) and end."""
+        self._commands.put(("stop", dict(final_offsets or {})))
+
+    async def wait(self) -> None:
+        """Until the thread has ended; re-raises what killed it."""
+        await asyncio.wrap_future(self._done)
+
+    @property
+    def done(self) -> bool:
+        return self._done.done()
+
+    # -- the thread -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._poll_until_stopped()
+        except BaseException as exc:
+            log.exception("the Kafka poll thread failed")
+            self._done.set_exception(exc)
+        else:
+            self._done.set_result(None)
+
+    def _poll_until_stopped(self) -> None:
+        conf = dict(self._config)
+        conf["on_commit"] = self._on_commit
+        conf["error_cb"] = self._on_error
+        conf["stats_cb"] = self._on_stats
+        consumer = self._factory(conf)
+        self._consumer = consumer
+        try:
+            if self._topics is not None:
+                consumer.subscribe(
+                    self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+                )
+                self._set_health(assignment_state="waiting")
+            else:
+                self._assign_fixed(consumer)
+            while not self._stopping:
+                self._apply_commands(consumer)
+                if self._stopping:
+                    break
+                messages = consumer.consume(self._s.batch_size, self._s.timeout_s)
+                self._metrics.last_poll_timestamp.set(time.time())
+                if self._health is not None:
+                    self._health.mark_poll()
+                if messages:
+                    self._hand_over(messages)
+                if self._fixed_topic is not None:
+                    self._check_exhausted(consumer)
+            self._commit_sync(consumer, self._final_offsets, why="shutdown")
+        finally:
+            # close() revokes what is still assigned: on_revoke releases and commits it (the engine has
+            # drained by now, so this only confirms the final positions).
+            self._stopping = True
+            try:
+                consumer.close()
+            finally:
+                self._consumer = None
+                self._set_health(assignment_state="starting")
+
+    def _apply_commands(self, consumer: KafkaConsumer) -> None:
+        while True:
+            try:
+                kind, arg = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "pause":
+                reason, paused = arg
+                if paused:
+                    self._pause_reasons.add(reason)
+                else:
+                    self._pause_reasons.discard(reason)
+                self._apply_pause(consumer)
+            elif kind == "commit":
+                self._commit_async(consumer, arg)
+            elif kind == "stop":
+                self._final_offsets = arg
+                self._stopping = True
+                return
+
+    def _apply_pause(self, consumer: KafkaConsumer) -> None:
+        if self._pause_reasons:
+            todo = self._assignment - self._paused
+            if todo:
+                consumer.pause(_tps(todo))
+                self._paused |= todo
+                log.info("paused %d partition(s): %s", len(todo), ", ".join(sorted(self._pause_reasons)))
+        elif self._paused:
+            todo = self._paused & self._assignment
+            if todo:
+                consumer.resume(_tps(todo))
+                log.info("resumed %d partition(s)", len(todo))
+            self._paused = set()
+        self._metrics.paused_partitions.set(len(self._paused))
+
+    def _hand_over(self, messages: list[Any]) -> None:
+        batch: list[Inbound] = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                self._on_message_error(err)
+                continue
+            if self._fixed_topic is not None:
+                tp = TP(msg.topic(), msg.partition())
+                start_end = self.plan.get(tp)
+                if start_end is None or msg.offset() >= start_end[1]:
+                    continue  # written after the replay started (e.g. by the replay itself): not ours
+                if msg.offset() + 1 >= start_end[1]:
+                    self._remaining.discard(tp)
+            batch.append(self._transform(msg))
+        if batch:
+            self._loop.call_soon_threadsafe(self._link.accept, batch)
+
+    def _on_message_error(self, err: Any) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.fatal():
+            raise KafkaException(err)
+        log.warning("Kafka consumer error: %s", err)
+
+    def _commit_async(self, consumer: KafkaConsumer, offsets: dict[TP, int]) -> None:
+        owned = {tp: off for tp, off in offsets.items() if tp in self._assignment}
+        if not owned:
+            return
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(tp.topic, tp.partition, off) for tp, off in owned.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            self._metrics.commits.labels("failed").inc()
+            log.warning("async offset commit failed: %s", exc)
+
+    def _commit_sync(self, consumer: KafkaConsumer, offsets: dict[TP, int], *, why: str) -> None:
+        todo = {
+            tp: off
+            for tp, off in offsets.items()
+            if tp in self._assignment and self._last_sync_commit.get(tp) != off
+        }
+        if not todo:
+            return
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(tp.topic, tp.partition, off) for tp, off in todo.items()],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            self._metrics.commits.labels("failed").inc()
+            log.error("offset commit on %s failed: %s (those records will be delivered again)", why, exc)
+            return
+        self._last_sync_commit.update(todo)
+        self._loop.call_soon_threadsafe(self._link.committed, todo)
+        log.info("committed %d partition(s) on %s", len(todo), why)
+
+    # -- librdkafka callbacks (on this thread, inside consume/close) ----------------------------------
+
+    def _on_assign(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        tps = [TP(p.topic, p.partition) for p in partitions]
+        self._metrics.rebalances.labels("assigned").inc()
+        log.info("assigned: %s", ", ".join(str(t) for t in tps) or "(nothing new)")
+        if tps:
+            self._loop.call_soon_threadsafe(self._link.assigned, tps)
+        consumer.incremental_assign(partitions)
+        self._assignment.update(tps)
+        if self._pause_reasons and tps:
+            consumer.pause(partitions)
+            self._paused.update(tps)
+            self._metrics.paused_partitions.set(len(self._paused))
+        self._set_health(
+            broker_reachable=True, assignment_state="assigned" if self._assignment else "waiting"
+        )
+
+    def _on_revoke(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        tps = [TP(p.topic, p.partition) for p in partitions]
+        self._metrics.rebalances.labels("revoked").inc()
+        log.info("revoked: %s; draining in-flight records", ", ".join(str(t) for t in tps))
+        offsets: dict[TP, int] = {}
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._link.release(tps), self._loop)
+            offsets = fut.result(timeout=self._s.revoke_timeout_s + 10.0)
+        except Exception as exc:
+            # Not committing is safe: the new owner re-reads from the last commit (duplicates, never loss).
+            log.error("could not release revoked partitions cleanly (%s); not committing them", exc)
+        self._commit_sync(consumer, offsets, why="revoke")
+        self._forget(consumer, partitions, tps)
+
+    def _on_lost(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        tps = [TP(p.topic, p.partition) for p in partitions]
+        self._metrics.rebalances.labels("lost").inc()
+        log.warning(
+            "lost: %s (no commit; their unfinished records go to the new owner)", ", ".join(map(str, tps))
+        )
+        self._loop.call_soon_threadsafe(self._link.lost, tps)
+        self._forget(consumer, partitions, tps)
+
+    def _forget(self, consumer: KafkaConsumer, partitions: list[TopicPartition], tps: list[TP]) -> None:
+        try:
+            consumer.incremental_unassign(partitions)
+        except KafkaException as exc:
+            log.warning("incremental_unassign failed: %s", exc)
+        for tp in tps:
+            self._assignment.discard(tp)
+            self._paused.discard(tp)
+            self._last_sync_commit.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self._metrics.paused_partitions.set(len(self._paused))
+        self._set_health(assignment_state="assigned" if self._assignment else "waiting")
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            if err.code() != KafkaError._NO_OFFSET:
+                self._metrics.commits.labels("failed").inc()
+                log.warning("offset commit failed: %s", err)
+            return
+        ok = {TP(p.topic, p.partition): p.offset for p in partitions if p.error is None and p.offset >= 0}
+        failed = [p for p in partitions if p.error is not None]
+        self._metrics.commits.labels("ok").inc()
+        if failed:
+            self._metrics.commits.labels("failed").inc()
+            log.warning("offset commit failed for %s", ", ".join(f"{p.topic}/{p.partition}" for p in failed))
+        if ok:
+            self._loop.call_soon_threadsafe(self._link.committed, ok)
+
+    def _on_error(self, err: Any) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE):
+            self._set_health(broker_reachable=False)
+        log.warning("Kafka client error: %s", err)
+
+    def _on_stats(self, raw: str) -> None:
+        try:
+            stats = json.loads(raw)
+        except ValueError:
+            return
+        brokers = stats.get("brokers") or {}
+        if any(b.get("state") == "UP" for b in brokers.values() if b.get("nodeid", -1) >= 0):
+            self._set_health(broker_reachable=True)
+        for topic, tstats in (stats.get("topics") or {}).items():
+            for pid, pstats in (tstats.get("partitions") or {}).items():
+                tp = TP(topic, int(pid))
+                if tp not in self._assignment:
+                    continue
+                lag = pstats.get("consumer_lag", -1)
+                if isinstance(lag, int) and lag >= 0:
+                    self._metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
+
+    # -- replay mode ---------------------------------------------------------------------------------
+
+    def _assign_fixed(self, consumer: KafkaConsumer) -> None:
+        topic = self._fixed_topic
+        assert topic is not None
+        md = consumer.list_topics(topic, timeout=self._s.metadata_timeout_s)
+        tmd = md.topics.get(topic)
+        if tmd is None or tmd.error is not None or not tmd.partitions:
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} not found"))
+        tps = [TopicPartition(topic, p) for p in sorted(tmd.partitions)]
+        committed = consumer.committed(tps, timeout=self._s.metadata_timeout_s)
+        assign: list[TopicPartition] = []
+        for c in committed:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, c.partition), timeout=self._s.metadata_timeout_s
+            )
+            start = max(c.offset, low) if c.offset >= 0 else low
+            tp = TP(topic, c.partition)
+            self.plan[tp] = (start, high)
+            if start < high:
+                self._remaining.add(tp)
+            assign.append(TopicPartition(topic, c.partition, start))
+        self._set_health(broker_reachable=True, assignment_state="assigned")
+        self._loop.call_soon_threadsafe(self._link.assigned, list(self.plan))
+        consumer.assign(assign)
+        self._assignment = set(self.plan)
+
+    def _check_exhausted(self, consumer: KafkaConsumer) -> None:
+        if self._exhausted_sent:
+            return
+        if self._remaining:
+            # An offset gap at the end (compaction, transaction markers) has no record to see: ask the position.
+            for p in consumer.position(_tps(self._remaining)):
+                tp = TP(p.topic, p.partition)
+                if p.offset >= 0 and p.offset >= self.plan[tp][1]:
+                    self._remaining.discard(tp)
+            if self._remaining:
+                return
+        self._exhausted_sent = True
+        self._pause_reasons.add("end of replay")
+        self._apply_pause(consumer)
+        self._loop.call_soon_threadsafe(self._link.exhausted)
+
+    def _set_health(self, **fields: Any) -> None:
+        if self._health is not None:
+            for name, value in fields.items():
+                setattr(self._health, name, value)
+
+
+def _tps(tps: set[TP]) -> list[TopicPartition]:
+    return [TopicPartition(tp.topic, tp.partition) for tp in sorted(tps)]

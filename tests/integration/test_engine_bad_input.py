@@ -1,0 +1,170 @@
+"""Bad input goes to the dead-letter topic with the right headers; the records behind it are delivered.
+
+Also: a Schema Registry outage is not bad input — records are held (not dead-lettered) and delivered
+when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from connector import samples
+from connector.app import Connector
+from connector.devkafka.schema_registry import SchemaRegistryHandle, start_schema_registry
+from tests.integration.engine_support import (
+    JournalView,
+    committed,
+    dead_letter_ids,
+    make_stack,
+    produce_raw,
+    read_all,
+)
+from tests.support import SandboxProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def registry() -> Iterator[SchemaRegistryHandle]:
+    with start_schema_registry() as handle:
+        yield handle
+
+
+async def run_until(connector: Connector, predicate: Callable[[], bool], timeout_s: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(connector.run(stop))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not task.done() and not predicate():
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox: SandboxProcess,
+    registry: SchemaRegistryHandle,
+) -> None:
+    stack = make_stack(
+        tmp_path,
+        kafka_bootstrap,
+        make_topic,
+        sandbox,
+        kinds=["orders", "signups"],
+        partitions=1,
+        topic_overrides={"orders": {"encoding": "confluent"}},
+        registry_url=registry.url,
+    )
+    config = stack.config
+    orders, signups = stack.topics["orders"], stack.topics["signups"]
+    good_orders = [r for r in samples.generate("orders", 40, seed=5) if r["kind"] == "ORDER_SHIPPED"][:3]
+    assert len(good_orders) == 3
+
+    # orders (Confluent wire format): good, not Avro at all, good, wrong magic byte, unknown schema id, good.
+    samples.produce(config, orders, good_orders[:1], bootstrap=kafka_bootstrap)
+    produce_raw(kafka_bootstrap, orders, [(b"bad-1", b"{json?}")])
+    samples.produce(config, orders, good_orders[1:2], bootstrap=kafka_bootstrap)
+    produce_raw(kafka_bootstrap, orders, [(b"bad-2", b"\x07" + b"\x00" * 12)])
+    produce_raw(kafka_bootstrap, orders, [(b"bad-3", b"\x00" + struct.pack(">I", 987654) + b"\x02\x04")])
+    samples.produce(config, orders, good_orders[2:], bootstrap=kafka_bootstrap)
+
+    # signups (raw Avro): good, a phone that cannot be normalised, a record no rule can build, good.
+    base = [r for r in samples.generate("signups", 60, seed=9) if r["consent"]["status"] == "OPT_IN"
+            and r["channel"] == "SMS" and r["customer"]["phone"]]
+    assert len(base) >= 4
+    bad_phone = dict(base[1], customer={**base[1]["customer"], "phone": "call me"})
+    nobody = dict(base[2], customer={**base[2]["customer"], "phone": None, "email": None})
+    samples.produce(config, signups, [base[0], bad_phone, nobody, base[3]], bootstrap=kafka_bootstrap)
+
+    order_msgs = read_all(kafka_bootstrap, orders)
+    signup_msgs = read_all(kafka_bootstrap, signups)
+    assert len(order_msgs) == 6 and len(signup_msgs) == 4
+    dlqs = [stack.dlq("orders"), stack.dlq("signups")]
+
+    connector = Connector(config)
+    await run_until(
+        connector, lambda: connector.stats()["consumed"] == 10 and connector.stats()["pending"] == 0, timeout_s=60
+    )
+    stats = connector.stats()
+    assert stats["dead_lettered"] == 5, stats
+    dead = dead_letter_ids(kafka_bootstrap, dlqs)
+    expect = {
+        order_msgs[1].record_id: (b"DecodeError", b"not_avro"),
+        order_msgs[3].record_id: (b"DecodeError", b"bad_magic"),
+        order_msgs[4].record_id: (b"DecodeError", b"unknown_schema"),
+        signup_msgs[1].record_id: (b"InvalidPhoneError", b"invalid_phone"),
+    }
+    for rid, (cls, reason) in expect.items():
+        h = dead[rid].headers
+        assert (h["dlq.error.class"], h["dlq.error.reason"]) == (cls, reason), (rid, h)
+    unbuildable = dead[signup_msgs[2].record_id].headers
+    assert unbuildable["dlq.error.class"] in (b"RoutingError", b"InvalidPhoneError"), unbuildable
+    assert unbuildable["dlq.rule"].startswith(b"sms-opt-in")
+    assert dead[signup_msgs[1].record_id].headers["dlq.rule"].startswith(b"sms-opt-in")
+
+    # Original key, value and timestamp kept; the coordinates are in the headers.
+    for m in (order_msgs[1], order_msgs[3], order_msgs[4], signup_msgs[1], signup_msgs[2]):
+        d = dead[m.record_id]
+        assert (d.key, d.value) == (m.key, m.value)
+        assert d.headers["dlq.original.timestamp"] == str(m.timestamp_ms).encode()
+        assert d.headers["dlq.attempts"] == b"0"
+        assert d.headers["dlq.connector.version"]
+        for name in ("dlq.first.failure", "dlq.last.failure"):
+            assert d.headers[name].endswith(b"Z")
+
+    # The good records behind the bad ones on the same partition were delivered.
+    view = JournalView.of(sandbox)
+    for m in (order_msgs[0], order_msgs[2], order_msgs[5], signup_msgs[0], signup_msgs[3]):
+        assert any(c.startswith(m.record_id) for c in view.ok_by_call), m.record_id
+    assert committed(kafka_bootstrap, stack.group, orders, 1)[0] == 6
+    assert committed(kafka_bootstrap, stack.group, signups, 1)[0] == 4
+
+
+async def test_a_schema_registry_outage_holds_records_and_dead_letters_nothing(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sandbox: SandboxProcess,
+    registry: SchemaRegistryHandle,
+) -> None:
+    stack = make_stack(
+        tmp_path,
+        kafka_bootstrap,
+        make_topic,
+        sandbox,
+        kinds=["loyalty"],
+        partitions=1,
+        topic_overrides={"loyalty": {"encoding": "confluent"}},
+        registry_url=registry.url,
+    )
+    config = stack.config
+    samples.produce(config, stack.topics["loyalty"], list(samples.generate("loyalty", 20, seed=1)), bootstrap=kafka_bootstrap)
+    registry.fail_with(503)
+    connector = Connector(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(connector.run(stop))
+    try:
+        await asyncio.sleep(4)
+        assert connector.stats()["consumed"] == 20
+        assert connector.stats()["delivered"] == 0
+        assert connector.stats()["dead_lettered"] == 0
+        registry.fail_with(None)
+        deadline = time.monotonic() + 30
+        while connector.stats()["delivered"] < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert connector.stats()["delivered"] == 20
+    assert connector.stats()["dead_lettered"] == 0
+    assert read_all(kafka_bootstrap, stack.dlq("loyalty")) == []

@@ -1,0 +1,287 @@
+"""Fakes for the delivery engine's seams (Attentive sender, router, Kafka producer, poll-thread commands).
+
+Only the seams are fake; the engine, lanes, deliverer, retry policy, circuits, auth gate and dead-letter
+writer under test are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from connector.attentive.endpoints import Endpoint
+from connector.config import CircuitSettings, DeliverySettings, RetrySettings
+from connector.delivery.auth import AuthGate
+from connector.delivery.circuit import CircuitBoard
+from connector.delivery.dead_letter import DeadLetterWriter
+from connector.delivery.deliverer import CallDeliverer
+from connector.delivery.engine import Engine
+from connector.delivery.retry import RetryPolicy
+from connector.errors import ApiAuthError
+from connector.observability.health import HealthState
+from connector.observability.metrics import Metrics
+from connector.source.kafka import Inbound
+from connector.source.offsets import TP
+from connector.types import Call, RouteResult, SourceRecord
+
+
+class QuickBackoff:
+    """Tiny delays so tests run fast; honours retry_after (scaled down) like the real one."""
+
+    def __init__(self, base: float = 0.001) -> None:
+        self.base = base
+        self.calls: list[tuple[int, float | None]] = []
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        self.calls.append((attempt, retry_after))
+        return self.base if retry_after is None else min(retry_after, 0.05)
+
+
+@dataclass
+class FakeSender:
+    """An Attentive stand-in: ``script[record_id]`` is a list of exceptions to raise before succeeding;
+    ``default`` (a callable returning an exception or None) applies when no script is left."""
+
+    latency_s: float = 0.0
+    script: dict[str, list[BaseException]] = field(default_factory=dict)
+    default: Callable[[Call], BaseException | None] = lambda call: None
+    sent: list[tuple[str, str]] = field(default_factory=list)  # (record_id, outcome)
+    delivered: list[str] = field(default_factory=list)
+    me_error: BaseException | None = None
+    me_calls: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    closed: bool = False
+
+    async def send(self, call: Call) -> dict[str, Any]:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            queued = self.script.get(call.record_id)
+            err = queued.pop(0) if queued else self.default(call)
+            if err is not None:
+                self.sent.append((call.record_id, type(err).__name__))
+                raise err
+            self.sent.append((call.record_id, "ok"))
+            self.delivered.append(call.record_id)
+            return {"status": 200}
+        finally:
+            self.in_flight -= 1
+
+    async def me(self) -> dict[str, str]:
+        self.me_calls += 1
+        if self.me_error is not None:
+            raise self.me_error
+        return {"companyName": "Test"}
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def auth_error() -> ApiAuthError:
+    return ApiAuthError("401 from attentive", endpoint="custom_event", status=401, body='{"error":"unauthorized"}')
+
+
+class JsonRouter:
+    """Routes records whose value is JSON ``{"calls": n, "key": k, "skip": reason, "error": exc}``.
+
+    Each call goes to ``endpoint`` (default custom_event). ``raise_first`` maps record ids to exceptions
+    raised by ``route`` (once each) — e.g. the Schema Registry being down.
+    """
+
+    def __init__(self) -> None:
+        self.raise_first: dict[str, list[BaseException]] = {}
+        self.routed: list[str] = []
+        self.errors: dict[str, Exception] = {}
+
+    def route(self, record: SourceRecord) -> RouteResult:
+        queued = self.raise_first.get(record.record_id)
+        if queued:
+            raise queued.pop(0)
+        self.routed.append(record.record_id)
+        if record.record_id in self.errors:
+            return RouteResult(error=self.errors[record.record_id], rule="r1")
+        spec = json.loads(record.value or b"{}")
+        if spec.get("skip"):
+            return RouteResult(skipped=spec["skip"], rule=None if spec["skip"] == "no_rule" else "r1")
+        n = int(spec.get("calls", 1))
+        endpoint = Endpoint(spec.get("endpoint", "custom_event"))
+        calls = [
+            Call(
+                endpoint=endpoint,
+                body={"i": i},
+                record_id=record.record_id if n == 1 else f"{record.record_id}/{i}",
+                rule="r1",
+            )
+            for i in range(n)
+        ]
+        return RouteResult(calls=calls, rule="r1", ordering_key=spec.get("key"))
+
+
+class FakeProducer:
+    """confluent-kafka Producer stand-in: ``fail_next`` delivery reports fail, the rest are acknowledged."""
+
+    def __init__(self) -> None:
+        self.fail_next = 0
+        self.raise_next: list[BaseException] = []
+        self.queued: list[tuple[Callable[[Any, Any], None], dict[str, Any]]] = []
+        self.written: list[dict[str, Any]] = []
+        self.attempts = 0
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
+        self.attempts += 1
+        if self.raise_next:
+            raise self.raise_next.pop(0)
+        msg = {"topic": topic, "key": key, "value": value, "headers": dict(kw.get("headers") or [])}
+        self.queued.append((kw["on_delivery"], msg))
+
+    def poll(self, timeout: float = -1) -> int:
+        served = self.queued
+        self.queued = []
+        for cb, msg in served:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                cb("KafkaError{code=_MSG_TIMED_OUT}", None)
+            else:
+                self.written.append(msg)
+                cb(None, None)
+        return len(served)
+
+    def flush(self, timeout: float = -1) -> int:
+        self.poll(0)
+        return 0
+
+
+class FakeSource:
+    """Records what the engine asks of the poll thread."""
+
+    def __init__(self) -> None:
+        self.paused: set[str] = set()
+        self.pause_log: list[tuple[str, bool]] = []
+        self.commits: list[dict[TP, int]] = []
+
+    def set_paused(self, reason: str, paused: bool) -> None:
+        self.pause_log.append((reason, paused))
+        if paused:
+            self.paused.add(reason)
+        else:
+            self.paused.discard(reason)
+
+    def commit(self, offsets: dict[TP, int]) -> None:
+        self.commits.append(dict(offsets))
+
+    def last_commit(self, tp: TP) -> int | None:
+        for c in reversed(self.commits):
+            if tp in c:
+                return c[tp]
+        return None
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    sender: FakeSender
+    router: JsonRouter
+    producer: FakeProducer
+    source: FakeSource
+    metrics: Metrics
+    health: HealthState
+    auth: AuthGate
+    circuits: CircuitBoard
+    dead_letters: DeadLetterWriter
+
+    async def close(self) -> None:
+        await self.engine.drain(0.5)
+        await self.engine.close()
+        await self.auth.close()
+        await self.dead_letters.close(0.1)
+
+
+def delivery_settings(**overrides: Any) -> DeliverySettings:
+    base: dict[str, Any] = {
+        "max_in_flight": 8,
+        "max_buffered_records": 1000,
+        "commit_interval_s": 0.05,
+        "revoke_timeout_s": 1.0,
+        "shutdown_grace_s": 1.0,
+        "auth_check_interval_s": 0.05,
+        "retry": RetrySettings(max_attempts=3, max_age_s=60, backoff_base_s=0.001, backoff_cap_s=0.01),
+        "circuit": CircuitSettings(failure_ratio=0.5, window_s=10, min_calls=20, open_s=0.05),
+    }
+    base.update(overrides)
+    return DeliverySettings(**base)
+
+
+async def make_rig(
+    *, settings: DeliverySettings | None = None, sender: FakeSender | None = None, auth_ok: bool = True
+) -> Rig:
+    s = settings or delivery_settings()
+    metrics = Metrics(CollectorRegistry())
+    health = HealthState()
+    sender = sender or FakeSender()
+    router = JsonRouter()
+    producer = FakeProducer()
+    source = FakeSource()
+    backoff = QuickBackoff()
+    circuits = CircuitBoard(s.circuit, metrics=metrics)
+    engine_box: list[Engine] = []
+    auth = AuthGate(sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok))
+    deliverer = CallDeliverer(
+        sender,
+        policy=RetryPolicy(s.retry, backoff),
+        circuits=circuits,
+        auth=auth,
+        max_in_flight=s.max_in_flight,
+        metrics=metrics,
+    )
+    dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)
+    engine = Engine(
+        settings=s,
+        router=router,
+        deliverer=deliverer,
+        dead_letters=dead_letters,
+        dlq_topic=lambda t: f"{t}.dlq",
+        metrics=metrics,
+        route_backoff=backoff,
+        health=health,
+    )
+    engine_box.append(engine)
+    engine.auth_changed(False)
+    engine.bind(source)
+    engine.start()
+    auth.start()
+    if auth_ok:
+        await asyncio.wait_for(auth.wait_ok(), 2)
+    return Rig(engine, sender, router, producer, source, metrics, health, auth, circuits, dead_letters)
+
+
+def rec(
+    offset: int,
+    *,
+    topic: str = "orders",
+    partition: int = 0,
+    key: bytes | None = b"k",
+    value: dict[str, Any] | None = None,
+    timestamp_ms: int | None = None,
+) -> Inbound:
+    record = SourceRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=json.dumps(value or {}).encode(),
+        headers=(("trace", b"abc"),),
+        timestamp_ms=timestamp_ms,
+    )
+    return Inbound(TP(topic, partition), offset, record, record.size)
+
+
+def counter(metric: Any, **labels: str) -> float:
+    return float(metric.labels(**labels)._value.get())

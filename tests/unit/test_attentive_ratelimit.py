@@ -1,0 +1,178 @@
+"""EndpointLimiter / RateLimiter: pacing at the limit without bursts, server-limit adaptation, headroom
+slow-down shared fairly between replicas, holds after 429 — on virtual time (and a little real time for the
+concurrent cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+
+from connector.attentive.endpoints import Endpoint
+from connector.attentive.ratelimit import EndpointLimiter, RateLimiter
+from connector.config import AttentiveSettings
+
+
+class VirtualTime:
+    """clock/sleep pair for one coroutine at a time: sleeping advances the clock."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limiter(rate: float, vt: VirtualTime, headroom: float = 0.1) -> EndpointLimiter:
+    return EndpointLimiter(rate, headroom=headroom, clock=vt.clock, sleep=vt.sleep)
+
+
+async def test_paces_evenly_at_the_rate() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    times = []
+    for _ in range(450):
+        await lim.acquire()
+        times.append(vt.now)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g == pytest.approx(1 / 150) for g in gaps)
+    assert times[-1] - times[0] == pytest.approx(449 / 150)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.001, 0.37, 0.999])
+async def test_never_more_than_the_limit_in_any_fixed_second(offset: float) -> None:
+    vt = VirtualTime(start=2000.0 + offset)
+    lim = limiter(10, vt)
+    times = []
+    for _ in range(100):
+        await lim.acquire()
+        times.append(vt.now)
+    per_window: dict[int, int] = {}
+    for t in times:
+        per_window[math.floor(t + 1e-9)] = per_window.get(math.floor(t + 1e-9), 0) + 1
+    assert max(per_window.values()) <= 10
+    assert len(times) / (times[-1] - times[0] + 0.1) >= 9.9  # full throughput
+
+
+async def test_server_limit_lower_than_configured_wins() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    lim.observe(limit=20, remaining=19)
+    assert lim.rate == 20
+    await lim.acquire()
+    t0 = vt.now
+    await lim.acquire()
+    assert vt.now - t0 == pytest.approx(1 / 20)
+    lim.observe(limit=1000, remaining=999)
+    assert lim.rate == 150  # the configured rate is the ceiling
+
+
+async def test_hold_blocks_until_retry_after() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    await lim.acquire()
+    lim.hold(2.5)
+    assert lim.delay() == pytest.approx(2.5)
+    t0 = vt.now
+    await lim.acquire()
+    assert vt.now - t0 == pytest.approx(2.5)
+    lim.hold(-1)  # nonsense is ignored, never a negative wait
+    assert lim.delay() <= 1 / 150
+
+
+async def test_exhausted_window_waits_for_the_next_one() -> None:
+    vt = VirtualTime()
+    lim = limiter(5, vt)
+    for remaining in (4, 3):
+        await lim.acquire()
+        lim.observe(5, remaining)
+    window_start = vt.now - 1 / 5  # first answer opened the window
+    await lim.acquire()
+    lim.observe(5, 0)
+    await lim.acquire()
+    assert vt.now >= window_start + 1.0
+
+
+async def test_headroom_slow_down_spreads_the_rest_of_the_budget() -> None:
+    """Another replica used most of this second: we sent 1 of 140 consumed; 10 remain for ~0.5 s."""
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    lim.observe(150, 149)  # opens the window: one request, ours
+    vt.now += 0.5
+    lim.observe(150, 10)  # 140 consumed, 2 of them ours -> share 1/70 of the 10 left
+    t0 = vt.now
+    await lim.acquire()
+    first = vt.now - t0
+    # rest of window 0.5 s over (10 * 2/140) requests -> 3.5 s spacing, capped by the window end
+    assert first >= 0.45
+    assert lim.delay() > 1 / 150
+
+
+async def test_no_slow_down_when_alone_at_the_end_of_a_window() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    for i in range(140):
+        await lim.acquire()
+        lim.observe(150, 149 - i)
+    # 10 remain with ~0.07 s left: 10/0.07 > 150/s, so pacing continues unchanged
+    t0 = vt.now
+    await lim.acquire()
+    assert vt.now - t0 == pytest.approx(1 / 150)
+
+
+async def test_late_answer_from_previous_window_is_ignored() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    sent_old = vt.now
+    lim.observe(10, 5, sent_at=sent_old)
+    vt.now += 0.6
+    lim.observe(10, 9, sent_at=vt.now)  # remaining jumped: a new window opened
+    lim.observe(10, 0, sent_at=sent_old + 0.1)  # a straggler from the old window
+    assert lim.delay() <= 0.1  # no hold for a whole second
+
+
+async def test_missing_or_garbage_headers_change_nothing() -> None:
+    rl = RateLimiter(AttentiveSettings())
+    rl.observe_headers(Endpoint.SUBSCRIBE, {"x-ratelimit-limit": "ten", "x-ratelimit-remaining": ""})
+    rl.observe_headers(Endpoint.SUBSCRIBE, {})
+    assert rl[Endpoint.SUBSCRIBE].rate == 10
+    rl.observe_headers(Endpoint.SUBSCRIBE, {"x-ratelimit-limit": "8.0", "x-ratelimit-remaining": "7"})
+    assert rl[Endpoint.SUBSCRIBE].rate == 8 and rl[Endpoint.SUBSCRIBE].remaining == 7
+
+
+def test_rates_come_from_settings() -> None:
+    rl = RateLimiter(AttentiveSettings(rate_limits={Endpoint.CUSTOM_EVENT: 40}))  # type: ignore[dict-item]
+    assert rl[Endpoint.CUSTOM_EVENT].rate == 40
+    assert rl[Endpoint.PURCHASE].rate == 150
+    assert rl[Endpoint.SUBSCRIBE].rate == 10
+    assert rl[Endpoint.UNSUBSCRIBE].rate == 5
+    with pytest.raises(ValueError):
+        EndpointLimiter(0)
+
+
+async def test_concurrent_waiters_are_spaced_and_re_reserve_after_a_hold() -> None:
+    lim = EndpointLimiter(20)  # real clock: 50 ms apart
+    done: list[float] = []
+    t0 = time.monotonic()
+
+    async def one() -> None:
+        await lim.acquire()
+        done.append(time.monotonic() - t0)
+
+    tasks = [asyncio.create_task(one()) for _ in range(6)]
+    await asyncio.sleep(0.075)  # two went (t=0, t=0.05)
+    lim.hold(0.5)
+    await asyncio.gather(*tasks)
+    done.sort()
+    assert len(done) == 6
+    assert done[1] < 0.2
+    assert all(t >= 0.55 for t in done[2:]), done  # everyone queued waited out the hold
+    gaps = [b - a for a, b in zip(done[2:], done[3:])]
+    assert all(g >= 0.04 for g in gaps), gaps  # and they are paced again afterwards, no burst

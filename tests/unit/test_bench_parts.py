@@ -1,0 +1,149 @@
+"""The benchmark's arithmetic: backlog planning, journal analysis, targets, /proc readings."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench import report, shaped
+from bench.backlog import plan_counts
+from bench.procstats import ProcessSampler, Sample, cpu_seconds, memory_kb
+from connector.attentive.endpoints import Endpoint
+
+E = Endpoint
+
+
+def test_plan_counts_saturates_every_endpoint_without_starving_the_slow_ones() -> None:
+    sigs = {
+        (E.PRODUCT_VIEW,): 50,
+        (E.PURCHASE,): 50,
+        (E.SUBSCRIBE, E.CUSTOM_ATTRIBUTES): 20,
+        (E.UNSUBSCRIBE,): 5,
+        (E.CUSTOM_ATTRIBUTES,): 30,
+    }
+    need = {
+        E.PRODUCT_VIEW: 300.0,
+        E.PURCHASE: 300.0,
+        E.SUBSCRIBE: 20.0,
+        E.UNSUBSCRIBE: 10.0,
+        E.CUSTOM_ATTRIBUTES: 300.0,
+    }
+    counts = plan_counts(sigs, need)
+    calls: dict[Endpoint, int] = {}
+    for sig, n in counts.items():
+        for e in sig:
+            calls[e] = calls.get(e, 0) + n
+    assert calls[E.SUBSCRIBE] == 20
+    assert calls[E.UNSUBSCRIBE] == 10
+    # The signups' custom-attribute calls count towards that endpoint's need: no double booking.
+    assert calls[E.CUSTOM_ATTRIBUTES] == 300
+    assert counts[(E.CUSTOM_ATTRIBUTES,)] == 280
+    assert calls[E.PRODUCT_VIEW] == 300
+
+
+def test_plan_counts_skips_endpoints_no_record_reaches() -> None:
+    counts = plan_counts({(E.PURCHASE,): 1}, {E.PURCHASE: 5.0, E.UNSUBSCRIBE: 5.0})
+    assert counts == {(E.PURCHASE,): 5}
+
+
+def _entry(path: str, status: int, t: float, rid: str = "") -> dict[str, object]:
+    return {"method": "POST", "path": path, "status": status, "time": t, "record_id": rid}
+
+
+def test_saturation_rate_is_over_the_busy_window_and_counts_429s() -> None:
+    sub = Endpoint.SUBSCRIBE.path
+    journal = [_entry(sub, 202, 1000.0 + i / 10) for i in range(101)]  # 10/s for 10 s
+    journal.append(_entry(sub, 429, 1005.0))
+    journal.append(_entry("/v1/me", 200, 1003.0))
+    out = shaped.saturation(journal, {Endpoint.SUBSCRIBE: 10.0, Endpoint.UNSUBSCRIBE: 5.0})
+    assert out["subscribe"]["achieved_per_s"] == pytest.approx(10.0)
+    assert out["subscribe"]["share_429"] == pytest.approx(1 / 102, abs=1e-4)
+    assert out["subscribe"]["limit"] == 10.0
+    assert out["unsubscribe"]["achieved_per_s"] is None  # never busy: not a made-up number
+
+
+def test_journal_time_accepts_seconds_milliseconds_and_rfc3339() -> None:
+    assert shaped.journal_time_ms({"time": 1700000000.5}) == 1700000000500
+    assert shaped.journal_time_ms({"time": 1700000000500}) == 1700000000500
+    assert shaped.journal_time_ms({"time": "2023-11-14T22:13:20.5+00:00"}) == 1700000000500
+
+
+def test_added_latency_uses_each_records_first_successful_first_call() -> None:
+    path = Endpoint.CUSTOM_EVENT.path
+    produced = {"orders/0/5": 1_000_000, "signups/1/7": 2_000_000}
+    journal = [
+        _entry(path, 429, 1_000.010, "orders/0/5"),  # rate limited: not delivered yet
+        _entry(path, 200, 1_000.030, "orders/0/5"),
+        _entry(path, 202, 2_000.020, "signups/1/7/0"),
+        _entry(path, 200, 2_000.200, "signups/1/7/1"),  # after the first call's answer: excluded
+        _entry(path, 200, 3_000.000, "orders/0/99"),  # not produced in this phase
+    ]
+    got = sorted(shaped.added_latencies_ms(journal, produced))
+    assert got == pytest.approx([20.0, 30.0])
+
+
+def test_percentile() -> None:
+    values = [float(i) for i in range(1, 101)]
+    assert shaped.percentile(values, 0.5) == pytest.approx(50.5)
+    assert shaped.percentile(values, 0.99) == pytest.approx(99.01)  # inclusive: 1 + 0.99 × 99
+    assert shaped.percentile([], 0.5) is None
+    assert shaped.percentile([7.0], 0.99) == 7.0
+
+
+def _results(**over: object) -> dict[str, object]:
+    base: dict[str, object] = dict.fromkeys(report.REQUIRED_KEYS)
+    base.update(
+        e2e_records_per_s=3000.0,
+        bare_http_requests_per_s=4000.0,
+        naive_records_per_s=200.0,
+        p99_added_latency_ms=60.0,
+        peak_rss_mb=120.0,
+        backlog_peak_rss_mb=210.0,
+        attentive_shaped={"subscribe": {"limit": 10.0, "achieved_per_s": 9.6, "share_429": 0.0}},
+        quick=True,
+        duration_s=50.0,
+        machine={"cores": 2, "memory_gb": 24, "cpu_model": "x", "python": "3.11"},
+    )
+    base.update(over)
+    return base
+
+
+def test_targets_flag_met_and_missed() -> None:
+    r = report.add_derived(_results())
+    t = r["targets"]
+    assert r["e2e_vs_bare_http"] == 0.75 and t["e2e_vs_bare_http"]["pass"] is True
+    assert r["e2e_vs_naive"] == 15.0 and t["e2e_vs_naive"]["pass"] is True
+    assert t["p99_added_latency_ms"]["pass"] is False
+    assert t["peak_rss_mb"]["pass"] is True
+    assert t["backlog_peak_rss_mb"]["pass"] is False
+    assert t["shaped.subscribe.share_of_limit"]["pass"] is True  # 96% ≥ 95%
+    assert t["shaped.subscribe.share_429"]["pass"] is True
+    assert t["duration_s"]["pass"] is True  # quick: ≤ 60 s
+    text = report.table(r)
+    assert "MISSED" in text and "subscribe" in text
+
+
+def test_a_figure_that_was_not_measured_is_not_a_pass() -> None:
+    r = report.add_derived(_results(e2e_records_per_s=None))
+    assert r["e2e_vs_bare_http"] is None
+    assert r["targets"]["e2e_vs_bare_http"]["pass"] is None
+    assert "—" in report.table(r)
+
+
+def test_proc_readings_of_this_process() -> None:
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) - before >= 0.1
+    mem = memory_kb(os.getpid())
+    assert mem["VmRSS"] > 1000 and mem["VmHWM"] >= mem["VmRSS"]
+
+
+def test_sampler_interpolates_cpu_inside_a_window() -> None:
+    s = ProcessSampler(pid=os.getpid())
+    s.samples = [Sample(0.0, 1.0, 100), Sample(10.0, 3.0, 200)]
+    assert s.cpu_between(2.5, 7.5) == pytest.approx(1.0)
+    assert s.peak_rss_mb == pytest.approx(200 / 1024)

@@ -1,0 +1,288 @@
+"""The delivery engine with fake seams: outcomes, ordering, commits, dead letters, rebalance and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
+from connector.source.offsets import TP
+from tests.unit.engine_fakes import FakeSender, counter, delivery_settings, make_rig, rec
+
+T0 = TP("orders", 0)
+
+
+async def settle(rig, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+    assert await rig.engine.wait_idle(timeout), rig.engine.stats()
+
+
+async def test_records_are_delivered_counted_and_committed() -> None:
+    rig = await make_rig()
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, key=f"k{i}".encode(), timestamp_ms=1) for i in range(5)])
+    await settle(rig)
+    assert sorted(rig.sender.delivered) == [f"orders/0/{i}" for i in range(5)]
+    assert rig.engine.stats() == {
+        "consumed": 5,
+        "delivered": 5,
+        "skipped": 0,
+        "stale": 0,
+        "dead_lettered": 0,
+        "filtered": 0,
+        "pending": 0,
+    }
+    assert counter(rig.metrics.records_processed, topic="orders", rule="r1", outcome="delivered") == 5
+    assert counter(rig.metrics.records_consumed, topic="orders") == 5
+    await asyncio.sleep(0.2)
+    assert rig.source.last_commit(T0) == 5
+    await rig.close()
+
+
+async def test_same_key_in_offset_order_other_keys_in_parallel_within_max_in_flight() -> None:
+    sender = FakeSender(latency_s=0.005)
+    rig = await make_rig(settings=delivery_settings(max_in_flight=4), sender=sender)
+    rig.engine.assigned([T0])
+    rnd = random.Random(7)
+    batch = [rec(i, key=f"k{rnd.randrange(6)}".encode()) for i in range(60)]
+    rig.engine.accept(batch)
+    await settle(rig)
+    order = [int(r.split("/")[2]) for r in sender.delivered]
+    for key in {b.record.key for b in batch if b.record}:
+        offsets = [b.offset for b in batch if b.record and b.record.key == key]
+        assert [o for o in order if o in offsets] == offsets  # per key: offset order
+    assert 1 < sender.max_in_flight <= 4
+    await rig.close()
+
+
+async def test_ordering_key_from_the_rule_overrides_the_kafka_key() -> None:
+    sender = FakeSender(latency_s=0.003)
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    # Different Kafka keys, same customer: must go one at a time in offset order.
+    rig.engine.accept([rec(i, key=f"order-{i}".encode(), value={"key": "cust-1"}) for i in range(10)])
+    await settle(rig)
+    assert sender.delivered == [f"orders/0/{i}" for i in range(10)]
+    assert sender.max_in_flight == 1
+    await rig.close()
+
+
+async def test_skipped_and_stale_records_finish_without_calls() -> None:
+    rig = await make_rig()
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, value={"skip": "no_rule"}), rec(1, value={"skip": "stale"}), rec(2)])
+    await settle(rig)
+    s = rig.engine.stats()
+    assert (s["skipped"], s["stale"], s["delivered"]) == (1, 1, 1)
+    assert counter(rig.metrics.records_processed, topic="orders", rule="none", outcome="skipped") == 1
+    assert counter(rig.metrics.records_processed, topic="orders", rule="r1", outcome="stale") == 1
+    await rig.close()
+
+
+async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_records_flow() -> None:
+    sender = FakeSender()
+    sender.script["orders/0/1"] = [
+        ApiPermanentError("400 Bad Request: user.phone", endpoint="custom_event", status=400, body='{"e":"phone"}')
+    ]
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, timestamp_ms=1_700_000_000_000) for i in range(4)])  # all the same key
+    await settle(rig)
+    assert sender.delivered == ["orders/0/0", "orders/0/2", "orders/0/3"]
+    [dl] = rig.producer.written
+    assert dl["topic"] == "orders.dlq"
+    assert dl["key"] == b"k"
+    h = dl["headers"]
+    assert h["trace"] == b"abc"  # original headers kept
+    assert h["dlq.original.topic"] == b"orders"
+    assert h["dlq.original.partition"] == b"0"
+    assert h["dlq.original.offset"] == b"1"
+    assert h["dlq.original.timestamp"] == b"1700000000000"
+    assert h["dlq.rule"] == b"r1"
+    assert h["dlq.error.class"] == b"ApiPermanentError"
+    assert h["dlq.error.reason"] == b"rejected"
+    assert h["dlq.http.status"] == b"400"
+    assert h["dlq.http.body"] == b'{"e":"phone"}'
+    assert h["dlq.attempts"] == b"1"
+    assert h["dlq.first.failure"].endswith(b"Z")
+    assert h["dlq.connector.version"]
+    assert counter(rig.metrics.dlq_records, topic="orders", reason="rejected") == 1
+    await asyncio.sleep(0.2)
+    assert rig.source.last_commit(T0) == 4
+    await rig.close()
+
+
+async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls() -> None:
+    rig = await make_rig()
+    rig.engine.assigned([T0])
+    rig.router.errors["orders/0/0"] = DecodeError("not Avro", reason="not_avro")
+    rig.router.errors["orders/0/1"] = InvalidPhoneError("phone +1555***1234 is not valid", rule="r1")
+    rig.engine.accept([rec(0), rec(1), rec(2)])
+    await settle(rig)
+    assert rig.sender.delivered == ["orders/0/2"]
+    by_offset = {w["headers"]["dlq.original.offset"]: w["headers"] for w in rig.producer.written}
+    assert by_offset[b"0"]["dlq.error.class"] == b"DecodeError"
+    assert by_offset[b"0"]["dlq.error.reason"] == b"not_avro"
+    assert by_offset[b"0"]["dlq.attempts"] == b"0"
+    assert by_offset[b"1"]["dlq.error.reason"] == b"invalid_phone"
+    assert counter(rig.metrics.decode_errors, topic="orders", reason="not_avro") == 1
+    await rig.close()
+
+
+async def test_fan_out_failure_names_the_failing_call() -> None:
+    sender = FakeSender()
+    sender.script["orders/0/0/1"] = [ApiPermanentError("422", endpoint="custom_event", status=422)]
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, value={"calls": 3})])
+    await settle(rig)
+    assert sender.delivered == ["orders/0/0/0"]  # calls after the failing one are not sent
+    [dl] = rig.producer.written
+    assert dl["headers"]["dlq.call"] == b"orders/0/0/1"
+    await rig.close()
+
+
+async def test_unexpected_exception_from_the_router_dead_letters_the_record() -> None:
+    rig = await make_rig()
+    rig.engine.assigned([T0])
+    rig.router.raise_first["orders/0/0"] = [KeyError("bug")]
+    rig.engine.accept([rec(0), rec(1)])
+    await settle(rig)
+    assert rig.producer.written[0]["headers"]["dlq.error.class"] == b"KeyError"
+    assert rig.sender.delivered == ["orders/0/1"]
+    await rig.close()
+
+
+async def test_registry_outage_holds_the_partition_in_order_and_loses_nothing() -> None:
+    rig = await make_rig()
+    rig.engine.assigned([T0, TP("orders", 1)])
+    rig.router.raise_first["orders/0/1"] = [RegistryUnavailableError("registry down")] * 3
+    rig.engine.accept([rec(i) for i in range(4)] + [rec(0, partition=1)])
+    await settle(rig)
+    assert sorted(rig.router.routed) == sorted(["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3", "orders/1/0"])
+    # Nothing behind the held record overtook it on its partition.
+    p0 = [r for r in rig.router.routed if r.startswith("orders/0/")]
+    assert p0 == ["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3"]
+    assert rig.engine.stats()["delivered"] == 5
+    assert rig.producer.written == []
+    await rig.close()
+
+
+async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_recovers(caplog) -> None:  # type: ignore[no-untyped-def]
+    sender = FakeSender()
+    sender.script["orders/0/0"] = [ApiPermanentError("400", endpoint="custom_event", status=400)]
+    rig = await make_rig(sender=sender)
+    rig.producer.fail_next = 3
+    rig.producer.raise_next = [BufferError("queue full")]
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, key=b"a"), rec(1, key=b"b")])
+    await settle(rig)
+    assert rig.producer.attempts == 5  # 1 raised + 3 failed reports + 1 acknowledged
+    assert len(rig.producer.written) == 1
+    assert rig.dead_letters.write_errors == 4
+    assert counter(rig.metrics.dlq_write_errors, topic="orders") == 4
+    assert "DEAD-LETTER WRITE FAILED" in caplog.text
+    assert rig.engine.stats()["dead_lettered"] == 1
+    await asyncio.sleep(0.2)
+    assert rig.source.last_commit(T0) == 2
+    await rig.close()
+
+
+async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged() -> None:
+    sender = FakeSender()
+    sender.script["orders/0/0"] = [ApiPermanentError("400", endpoint="custom_event", status=400)]
+    rig = await make_rig(sender=sender)
+    rig.producer.fail_next = 10**9  # the DLQ is down for good
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, key=b"a"), rec(1, key=b"b"), rec(2, key=b"c")])
+    await asyncio.sleep(0.4)
+    assert rig.engine.stats()["delivered"] == 2
+    assert rig.engine.stats()["pending"] == 1
+    assert all(c.get(T0, 0) == 0 for c in rig.source.commits)  # position 0: the stuck record comes back
+    assert rig.engine.positions() == {T0: 0}
+    await rig.close()
+
+
+async def test_subscribe_delivery_triggers_an_early_commit() -> None:
+    rig = await make_rig(settings=delivery_settings(commit_interval_s=30))
+    rig.engine.assigned([T0])
+    await asyncio.sleep(0.1)  # the periodic commit is 30 s away
+    rig.engine.accept([rec(0, value={"endpoint": "subscribe"})])
+    await settle(rig)
+    await asyncio.sleep(0.2)
+    assert rig.source.last_commit(T0) == 1
+    await rig.close()
+
+
+async def test_release_drains_in_flight_drops_queued_and_returns_the_safe_position() -> None:
+    sender = FakeSender(latency_s=0.05)
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0, TP("orders", 1)])
+    rig.engine.accept([rec(i) for i in range(5)] + [rec(0, partition=1)])  # p0: one lane, 5 deep
+    await asyncio.sleep(0.02)  # p0's first record is in flight
+    positions = await rig.engine.release([T0])
+    assert positions == {T0: 1}  # the in-flight one finished; the 4 queued ones were not started
+    assert sender.delivered.count("orders/0/0") == 1
+    assert not any(r.startswith("orders/0/") and r != "orders/0/0" for r in sender.delivered)
+    # Records of the revoked partition that arrive late are ignored; other partitions carry on.
+    rig.engine.accept([rec(5)])
+    await settle(rig)
+    assert "orders/1/0" in sender.delivered
+    assert rig.engine.stats()["pending"] == 0
+    await rig.close()
+
+
+async def test_release_times_out_cancels_and_does_not_commit_past_the_abandoned_record() -> None:
+    sender = FakeSender(latency_s=5)
+    rig = await make_rig(settings=delivery_settings(revoke_timeout_s=0.1), sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, key=b"a"), rec(1, key=b"b")])
+    await asyncio.sleep(0.02)
+    positions = await rig.engine.release([T0])
+    assert positions == {T0: 0}
+    assert sender.in_flight == 0  # cancelled
+    await rig.close()
+
+
+async def test_lost_partitions_are_dropped_without_a_position() -> None:
+    sender = FakeSender(latency_s=5)
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0)])
+    await asyncio.sleep(0.02)
+    rig.engine.lost([T0])
+    await asyncio.sleep(0.05)
+    assert rig.engine.positions() == {}
+    assert rig.engine.stats()["pending"] == 0
+    assert sender.in_flight == 0
+    await rig.close()
+
+
+async def test_drain_finishes_what_it_can_then_reports() -> None:
+    sender = FakeSender(latency_s=0.02)
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)])
+    assert await rig.engine.drain(2.0)
+    assert "shutdown" in rig.source.paused
+    assert rig.engine.positions() == {T0: 10}
+    await rig.close()
+
+
+async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
+    sender = FakeSender(latency_s=10)
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0)])
+    assert not await rig.engine.drain(0.1)
+    assert rig.engine.positions() == {T0: 0}
+    await rig.close()
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_records_for_unassigned_partitions_are_ignored(count: int) -> None:
+    rig = await make_rig()
+    rig.engine.accept([rec(i, partition=9) for i in range(count)])
+    assert rig.engine.stats()["consumed"] == 0
+    await rig.close()

@@ -1,0 +1,143 @@
+"""Retry decisions, the circuit in the engine (outage vs. one bad record), and the in-flight bound."""
+
+from __future__ import annotations
+
+import asyncio
+
+from connector.config import CircuitSettings, RetrySettings
+from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
+from connector.errors import (
+    ApiPermanentError,
+    ApiTransientError,
+    NetworkError,
+    RateLimitedError,
+)
+from connector.source.offsets import TP
+from tests.unit.engine_fakes import FakeSender, QuickBackoff, counter, delivery_settings, make_rig, rec
+
+T0 = TP("orders", 0)
+
+
+def err503() -> ApiTransientError:
+    return ApiTransientError("503", endpoint="custom_event", status=503, body="down")
+
+
+def policy(max_attempts: int = 3, max_age_s: float = 60) -> tuple[RetryPolicy, QuickBackoff]:
+    b = QuickBackoff()
+    return RetryPolicy(RetrySettings(max_attempts=max_attempts, max_age_s=max_age_s), b), b
+
+
+def test_permanent_error_dead_letters_at_once() -> None:
+    p, _ = policy()
+    st = CallAttempts()
+    d = p.on_failure(st, ApiPermanentError("400", endpoint="e", status=400), now=0, circuit_open=False, circuit_epoch=0)
+    assert d.verdict is Verdict.DEAD_LETTER
+    assert d.reason == "rejected"
+    assert st.attempts == 1
+
+
+def test_transient_errors_retry_until_max_attempts_while_the_circuit_is_closed() -> None:
+    p, b = policy(max_attempts=3)
+    st = CallAttempts()
+    verdicts = [p.on_failure(st, err503(), now=i, circuit_open=False, circuit_epoch=0).verdict for i in range(3)]
+    assert verdicts == [Verdict.RETRY, Verdict.RETRY, Verdict.DEAD_LETTER]
+    assert [a for a, _ in b.calls] == [1, 2]  # backoff grows with the strike count
+    assert (st.first_failure, st.last_failure) == (0, 2)
+
+
+def test_transient_errors_dead_letter_after_max_age() -> None:
+    p, _ = policy(max_attempts=100, max_age_s=10)
+    st = CallAttempts()
+    assert p.on_failure(st, NetworkError("timeout", endpoint="e"), now=0, circuit_open=False, circuit_epoch=0).verdict is Verdict.RETRY
+    assert p.on_failure(st, NetworkError("timeout", endpoint="e"), now=9, circuit_open=False, circuit_epoch=0).verdict is Verdict.RETRY
+    d = p.on_failure(st, NetworkError("timeout", endpoint="e"), now=10, circuit_open=False, circuit_epoch=0)
+    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "network"
+
+
+def test_rate_limits_never_count_and_honour_retry_after() -> None:
+    p, b = policy(max_attempts=2)
+    st = CallAttempts()
+    for i in range(10):
+        d = p.on_failure(
+            st, RateLimitedError("429", endpoint="e", status=429, retry_after=0.03), now=i, circuit_open=False, circuit_epoch=0
+        )
+        assert d.verdict is Verdict.RETRY
+        assert d.delay_s == 0.03
+    assert st.strikes == 0 and st.attempts == 10
+
+
+def test_an_open_circuit_holds_without_strikes_and_a_new_epoch_resets_the_budget() -> None:
+    p, _ = policy(max_attempts=2, max_age_s=5)
+    st = CallAttempts()
+    assert p.on_failure(st, err503(), now=0, circuit_open=False, circuit_epoch=0).verdict is Verdict.RETRY
+    for i in range(1, 100):  # a long outage: never dead-lettered, no delay of its own
+        d = p.on_failure(st, err503(), now=i, circuit_open=True, circuit_epoch=0)
+        assert d.verdict is Verdict.RETRY and d.delay_s == 0
+    # The circuit closed (epoch 1): the strike from before the outage and its age are forgotten.
+    assert p.on_failure(st, err503(), now=200, circuit_open=False, circuit_epoch=1).verdict is Verdict.RETRY
+    assert p.on_failure(st, err503(), now=201, circuit_open=False, circuit_epoch=1).verdict is Verdict.DEAD_LETTER
+
+
+def test_unexpected_exceptions_are_strikes() -> None:
+    p, _ = policy(max_attempts=1)
+    d = p.on_failure(CallAttempts(), RuntimeError("bug"), now=0, circuit_open=False, circuit_epoch=0)
+    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "unexpected"
+
+
+async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered_after_max_attempts() -> None:
+    sender = FakeSender()
+    sender.default = lambda call: err503() if call.record_id == "orders/0/3" else None
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(20)])
+    await asyncio.wait_for(rig.engine.wait_idle(5), 6)
+    assert rig.engine.stats()["dead_lettered"] == 1
+    assert rig.engine.stats()["delivered"] == 19
+    [dl] = rig.producer.written
+    assert dl["headers"]["dlq.original.offset"] == b"3"
+    assert dl["headers"]["dlq.attempts"] == b"3"
+    assert dl["headers"]["dlq.http.status"] == b"503"
+    assert counter(rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
+    await rig.close()
+
+
+async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_recovery() -> None:
+    sender = FakeSender(latency_s=0.001)
+    outage = True
+    sender.default = lambda call: err503() if outage else None
+    settings = delivery_settings(
+        retry=RetrySettings(max_attempts=2, max_age_s=0.2, backoff_base_s=0.001, backoff_cap_s=0.01),
+        circuit=CircuitSettings(failure_ratio=0.5, window_s=5, min_calls=5, open_s=0.05),
+    )
+    rig = await make_rig(settings=settings, sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(30)])
+    await asyncio.sleep(0.6)  # well past max_age and max_attempts
+    assert rig.circuits.open_endpoints() == ["custom_event"]
+    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 1
+    assert rig.engine.stats()["dead_lettered"] == 0
+    # While open, only probes reach the endpoint (about one per open_s), not 30 records' retries.
+    before = len(sender.sent)
+    await asyncio.sleep(0.3)
+    assert len(sender.sent) - before <= 12
+    outage = False
+    await asyncio.wait_for(rig.engine.wait_idle(5), 6)
+    assert rig.engine.stats()["delivered"] == 30
+    assert rig.engine.stats()["dead_lettered"] == 0
+    assert rig.producer.written == []
+    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 0
+    await rig.close()
+
+
+async def test_in_flight_bound_counts_requests_not_waiting_retries() -> None:
+    sender = FakeSender(latency_s=0.01)
+    flaky = {f"orders/0/{i}" for i in range(0, 40, 2)}
+    sender.script = {rid: [RateLimitedError("429", endpoint="custom_event", status=429, retry_after=0.02)] for rid in flaky}
+    rig = await make_rig(settings=delivery_settings(max_in_flight=5), sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(40)])
+    await asyncio.wait_for(rig.engine.wait_idle(5), 6)
+    assert sender.max_in_flight <= 5
+    assert rig.engine.stats()["delivered"] == 40
+    await rig.close()
+
