@@ -15,7 +15,7 @@ ARGS ?=
 export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
 export HELM := $(CURDIR)/$(HELM)
 
-.PHONY: setup tools kafka-jars helm promtool lint format test unit demo bench clean
+.PHONY: setup tools kafka-jars helm promtool lint format sync test unit demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -44,13 +44,17 @@ promtool:
 tools: setup kafka-jars helm promtool
 
 lint: setup
-	$(BIN)/ruff check connector tests bench
-	$(BIN)/ruff format --check connector tests bench
+	$(BIN)/ruff check connector tests bench ops
+	$(BIN)/ruff format --check connector tests bench ops
 	$(BIN)/mypy
 
+# Regenerate the files derived from one source (alerts, dashboard, chart's rules.yaml, values schema).
+sync: setup
+	$(BIN)/python ops/sync.py
+
 format: setup
-	$(BIN)/ruff format connector tests bench
-	$(BIN)/ruff check --fix connector tests bench
+	$(BIN)/ruff format connector tests bench ops
+	$(BIN)/ruff check --fix connector tests bench ops
 
 test: tools lint
 	$(BIN)/pytest -ra $(ARGS)

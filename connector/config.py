@@ -42,13 +42,27 @@ class Encoding(enum.StrEnum):
     RAW = "raw"  # schemaless Avro; writer schema is the topic's schema file
 
 
-class SchemaRegistrySettings(_Strict):
+def _is_secret_key(key: str) -> bool:
+    return any(word in key for word in ("password", "secret", "sasl.jaas", "user.info", "token"))
+
+
+class _RedactedClient(_Strict):
+    """Hides credential-looking entries of the ``client`` pass-through map in reprs."""
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "client" and isinstance(value, dict):
+                value = {k: ("**********" if _is_secret_key(k) else v) for k, v in value.items()}
+            yield name, value
+
+
+class SchemaRegistrySettings(_RedactedClient):
     url: str
     # Extra settings for confluent-kafka's SchemaRegistryClient (basic.auth.user.info, ssl.*, ...).
     client: dict[str, str] = Field(default_factory=dict)
 
 
-class KafkaSettings(_Strict):
+class KafkaSettings(_RedactedClient):
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "attentive-connector"
     # Passed through to librdkafka unchanged: security.protocol, sasl.*, ssl.*, and any tuning.
@@ -176,6 +190,9 @@ class EnvOverrides(BaseSettings):
     ATTENTIVE_API_KEY: SecretStr | None = None
     ATTENTIVE_API_KEY_FILE: str | None = None
     METRICS_PORT: int | None = None
+    # Mounted from the chart's Kafka SASL secret; written into kafka.client (librdkafka settings).
+    KAFKA_SASL_USERNAME: str | None = None
+    KAFKA_SASL_PASSWORD: SecretStr | None = None
     LOG_FORMAT: Literal["json", "text"] | None = None
     LOG_LEVEL: str | None = None
 
@@ -194,6 +211,13 @@ class EnvOverrides(BaseSettings):
             reg = dict((out.get("kafka") or {}).get("schema_registry") or {})
             reg["url"] = self.SCHEMA_REGISTRY_URL
             put("kafka", "schema_registry", reg)
+        if self.KAFKA_SASL_USERNAME is not None or self.KAFKA_SASL_PASSWORD is not None:
+            client = dict((out.get("kafka") or {}).get("client") or {})
+            if self.KAFKA_SASL_USERNAME is not None:
+                client["sasl.username"] = self.KAFKA_SASL_USERNAME
+            if self.KAFKA_SASL_PASSWORD is not None:
+                client["sasl.password"] = self.KAFKA_SASL_PASSWORD.get_secret_value()
+            put("kafka", "client", client)
         put("attentive", "base_url", self.ATTENTIVE_API_BASE_URL)
         if self.ATTENTIVE_API_KEY is not None:
             put("attentive", "api_key", self.ATTENTIVE_API_KEY.get_secret_value())

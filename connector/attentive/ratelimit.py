@@ -35,6 +35,9 @@ WINDOW_S = 1.0
 # After the estimated end of a window wait this much longer, so a request never lands just before the
 # server's boundary (our estimate of the boundary lags the real one by about one response time).
 _WINDOW_MARGIN_S = 0.005
+# At low limits (subscribe 10/s, unsubscribe 5/s) a 10% headroom is under one request; start spreading the
+# budget when this few are left at the latest.
+_MIN_HEADROOM = 3
 
 
 class EndpointLimiter:
@@ -139,12 +142,14 @@ class EndpointLimiter:
         if remaining <= 0:
             self._hold_until(window_end + _WINDOW_MARGIN_S)
             return
-        if remaining < self.headroom * lim:
+        if remaining < max(self.headroom * lim, _MIN_HEADROOM):
             consumed = max(1, lim - remaining)
             share = min(1.0, self._own_in_window / consumed)
-            budget = max(remaining * share, 1e-9)
+            budget = remaining * share
             rest = max(window_end - now, 0.0)
-            interval = rest / budget
+            # Our ``budget`` requests evenly inside what is left of the window (the last one before its end);
+            # under one request's worth left: wait for the next window.
+            interval = rest / (budget + 1.0) if budget >= 1.0 else rest + _WINDOW_MARGIN_S
             if interval > 1.0 / self.rate:
                 if interval > self._slow_interval or now >= self._slow_until:
                     # Slots reserved at the old spacing are void: waiters re-reserve at the new one.

@@ -136,9 +136,27 @@ def queried_metric_names(dashboard: Path | None = None, alerts: Path | None = No
     return names - recorded - EXTERNAL_METRICS
 
 
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+    "summary": ("", "_count", "_sum"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "gauge": ("",),
+    "unknown": ("",),
+}
+
+
 def exported_metric_names(source: CollectorRegistry | str) -> set[str]:
-    """Sample names a registry (or a scraped ``/metrics`` text) exposes: ``x_total``, ``x_bucket``, ..."""
-    if isinstance(source, str):
-        families = list(text_string_to_metric_families(source))
-        return {sample.name for family in families for sample in family.samples}
-    return {sample.name for family in source.collect() for sample in family.samples}
+    """Series names a registry (or a scraped ``/metrics`` text) exposes: ``x_total``, ``x_bucket``, ...
+
+    A labelled metric that has not been used yet exports no sample, only its ``# TYPE`` line; its series
+    names are derived from that declaration, so a connector that has not dead-lettered anything still
+    counts as exporting ``..._dlq_records_total``.
+    """
+    families = list(text_string_to_metric_families(source) if isinstance(source, str) else source.collect())
+    names = {sample.name for family in families for sample in family.samples}
+    for family in families:
+        names |= {family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",))}
+    return names

@@ -254,6 +254,7 @@ class _Ctx:
             base = self._infer(children[0], t, where, src)
             element = _element_type(base)
             if element is None:
+                self.problem(where, f"{src!r}: {base.describe()} is not a list, cannot project over it")
                 return ANY
             inner = _element_type(element)
             return AvroType("array", items=inner if inner is not None and element.kind != "any" else element)

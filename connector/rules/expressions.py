@@ -151,9 +151,11 @@ class Expr:
 
 
 def _parse_message(source: str, exc: Exception) -> str:
-    # jmespath's str(exc) is "<kind>: <detail>:\n<expression>\n<caret>"; keep the detail, drop the drawing.
-    first = str(exc).splitlines()[0].rstrip(":")
-    detail = first.split(": ", 1)[1] if ": " in first else first
+    # jmespath's errors carry what went wrong in `message` (lexer) or `msg` (parser) and where in
+    # `lex_position`; its str() adds an ASCII drawing that does not fit a one-line problem report.
+    detail = getattr(exc, "message", None) or getattr(exc, "msg", None) or str(exc).splitlines()[0]
+    if isinstance(exc, jp_exceptions.IncompleteExpressionError):
+        detail = "Incomplete expression"
     lex_pos = getattr(exc, "lex_position", None)
     where = f" at column {lex_pos + 1}" if isinstance(lex_pos, int) and lex_pos >= 0 else ""
     hint = ""

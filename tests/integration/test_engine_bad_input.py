@@ -67,14 +67,16 @@ async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow
     )
     config = stack.config
     orders, signups = stack.topics["orders"], stack.topics["signups"]
-    good_orders = [r for r in samples.generate("orders", 40, seed=5) if r["kind"] == "ORDER_SHIPPED"][:3]
+    good_orders = [r for r in samples.generate("orders", 200, seed=5) if r["kind"] == "ORDER_SHIPPED"][:3]
     assert len(good_orders) == 3
 
-    # orders (Confluent wire format): good, not Avro at all, good, wrong magic byte, unknown schema id, good.
+    # orders (Confluent wire format): good, not Avro (a registered schema id, then bytes that are no record of
+    # it), good, wrong magic byte, unknown schema id, good.
     samples.produce(config, orders, good_orders[:1], bootstrap=kafka_bootstrap)
-    produce_raw(kafka_bootstrap, orders, [(b"bad-1", b"{json?}")])
+    schema_id = read_all(kafka_bootstrap, orders)[0].value[1:5]  # type: ignore[index]
+    produce_raw(kafka_bootstrap, orders, [(b"bad-1", b"\x00" + schema_id + b"\x01\x01\x01\x01")])
     samples.produce(config, orders, good_orders[1:2], bootstrap=kafka_bootstrap)
-    produce_raw(kafka_bootstrap, orders, [(b"bad-2", b"\x07" + b"\x00" * 12)])
+    produce_raw(kafka_bootstrap, orders, [(b"bad-2", b"{json?}")])
     produce_raw(kafka_bootstrap, orders, [(b"bad-3", b"\x00" + struct.pack(">I", 987654) + b"\x02\x04")])
     samples.produce(config, orders, good_orders[2:], bootstrap=kafka_bootstrap)
 

@@ -163,12 +163,26 @@ def test_the_check_catches_a_renamed_metric(tmp_path: Path) -> None:
     assert missing == {"attentive_connector_records_eaten_total"}
 
 
+def test_declared_but_unused_labelled_metrics_count_as_exported() -> None:
+    fresh = exported_metric_names(Metrics(CollectorRegistry()).registry)  # no labelled child touched
+    assert {
+        "attentive_connector_dlq_records_total",
+        "attentive_connector_api_request_duration_seconds_bucket",
+        "attentive_connector_consumer_lag",
+        "attentive_connector_build_info",
+    } <= fresh
+    assert queried_metric_names() - fresh == set()
+
+
 def test_catalog_reads_the_scraped_text_format_too() -> None:
     metrics = touched_metrics()
     from prometheus_client import generate_latest
 
     text = generate_latest(metrics.registry).decode()
-    assert exported_metric_names(text) == exported_metric_names(metrics.registry)
+    from_text = exported_metric_names(text)
+    assert queried_metric_names() - from_text == set()
+    untouched = exported_metric_names(generate_latest(Metrics(CollectorRegistry()).registry).decode())
+    assert "attentive_connector_dlq_write_errors_total" in untouched
 
 
 def test_recording_rules_and_up_are_not_required_from_the_connector() -> None:

@@ -158,6 +158,8 @@ def _assert_restricted(pod_spec: dict[str, Any]) -> None:
     assert psc["runAsUser"] != 0
     assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod_spec["automountServiceAccountToken"] is False
+    # Service links would inject METRICS_PORT=tcp://... for a Service named "metrics" and break the config.
+    assert pod_spec["enableServiceLinks"] is False
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         assert not pod_spec.get(key)
     for volume in pod_spec.get("volumes", []):

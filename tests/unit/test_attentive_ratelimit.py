@@ -13,6 +13,7 @@ import pytest
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.ratelimit import EndpointLimiter, RateLimiter
 from connector.config import AttentiveSettings
+from connector.sandbox.ratewindow import Decision, FixedWindow
 
 
 class VirtualTime:
@@ -100,31 +101,47 @@ async def test_exhausted_window_waits_for_the_next_one() -> None:
     assert vt.now >= window_start + 1.0
 
 
-async def test_headroom_slow_down_spreads_the_rest_of_the_budget() -> None:
-    """Another replica used most of this second: we sent 1 of 140 consumed; 10 remain for ~0.5 s."""
+async def test_headroom_slow_down_waits_when_our_share_is_used_up() -> None:
+    """Another replica used most of this second: of 140 consumed we sent 2; 10 remain for ~0.5 s, and our
+    share of them (10 * 2/140) is under one request, so we wait for the next window."""
     vt = VirtualTime()
     lim = limiter(150, vt)
     lim.observe(150, 149)  # opens the window: one request, ours
     vt.now += 0.5
-    lim.observe(150, 10)  # 140 consumed, 2 of them ours -> share 1/70 of the 10 left
+    lim.observe(150, 10)
     t0 = vt.now
     await lim.acquire()
-    first = vt.now - t0
-    # rest of window 0.5 s over (10 * 2/140) requests -> 3.5 s spacing, capped by the window end
-    assert first >= 0.45
-    assert lim.delay() > 1 / 150
+    assert 0.5 <= vt.now - t0 <= 0.51
+
+
+async def test_headroom_slow_down_spreads_our_share_over_the_rest_of_the_window() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    lim.observe(150, 149)
+    for _ in range(69):  # 70 answers are ours ...
+        lim.observe(150, 100)
+    vt.now += 0.6
+    lim.observe(150, 10)  # ... of 140 consumed: about half of the 10 left is ours -> ~5 in the last 0.4 s
+    window_end = vt.now + 0.4
+    times = []
+    for _ in range(5):
+        await lim.acquire()
+        times.append(vt.now)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g == pytest.approx(0.4 / 6, rel=0.03) for g in gaps), gaps  # ~10x the normal 1/150 spacing
+    assert times[-1] < window_end
 
 
 async def test_no_slow_down_when_alone_at_the_end_of_a_window() -> None:
     vt = VirtualTime()
     lim = limiter(150, vt)
-    for i in range(140):
+    times = []
+    for i in range(150):
         await lim.acquire()
+        times.append(vt.now)
         lim.observe(150, 149 - i)
-    # 10 remain with ~0.07 s left: 10/0.07 > 150/s, so pacing continues unchanged
-    t0 = vt.now
-    await lim.acquire()
-    assert vt.now - t0 == pytest.approx(1 / 150)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) == pytest.approx(1 / 150)  # the budget left always fits the time left
 
 
 async def test_late_answer_from_previous_window_is_ignored() -> None:
@@ -176,3 +193,58 @@ async def test_concurrent_waiters_are_spaced_and_re_reserve_after_a_hold() -> No
     assert all(t >= 0.55 for t in done[2:]), done  # everyone queued waited out the hold
     gaps = [b - a for a, b in zip(done[2:], done[3:])]
     assert all(g >= 0.04 for g in gaps), gaps  # and they are paced again afterwards, no burst
+
+
+# --- a discrete-event simulation against the sandbox's own fixed window ------------------------------------
+
+
+async def simulate(
+    replicas: int, rate: float, limit: int, seconds: float, *, feedback: bool = True
+) -> tuple[float, float]:
+    """``replicas`` clients sharing one endpoint's fixed window, 2 ms round trips, answers fed back.
+
+    Returns (throughput as a share of the limit, share of requests answered 429)."""
+    vt = VirtualTime(start=5000.3)
+    lims = [EndpointLimiter(rate, clock=vt.clock, sleep=vt.sleep) for _ in range(replicas)]
+    window = FixedWindow(limit)
+    ok = denied = 0
+    in_flight: list[tuple[float, EndpointLimiter, Decision, float]] = []
+    end = vt.now + seconds
+    while vt.now < end:
+        lim = min(lims, key=lambda x: x.delay())
+        next_send = vt.now + lim.delay()
+        in_flight.sort(key=lambda x: x[0])
+        if in_flight and in_flight[0][0] <= next_send:  # an answer arrives first
+            arrives, owner, decision, sent = in_flight.pop(0)
+            vt.now = max(vt.now, arrives)
+            if feedback:
+                owner.observe(decision.limit, decision.remaining, sent_at=sent)
+                if not decision.allowed:
+                    owner.hold(decision.retry_after_s)
+            continue
+        await lim.acquire()  # advances virtual time to the slot
+        decision = window.take(vt.now + 0.001)
+        ok += decision.allowed
+        denied += not decision.allowed
+        in_flight.append((vt.now + 0.002, lim, decision, vt.now))
+    return ok / (seconds * limit), denied / (ok + denied)
+
+
+@pytest.mark.parametrize("limit", [150, 10, 5])
+async def test_alone_full_throughput_without_429s(limit: int) -> None:
+    throughput, denied = await simulate(1, limit, limit, 20)
+    assert throughput >= 0.95
+    assert denied == 0
+
+
+@pytest.mark.parametrize(("replicas", "limit"), [(2, 150), (4, 150), (8, 150), (3, 10), (3, 5)])
+async def test_replicas_sharing_a_key_back_off_before_429s(replicas: int, limit: int) -> None:
+    throughput, denied = await simulate(replicas, limit, limit, 20)
+    assert denied <= 0.005
+    assert throughput >= 0.9
+
+
+async def test_without_the_headers_replicas_would_be_rate_limited() -> None:
+    """The control: same setup, answers not fed back -> about half the requests are refused."""
+    _, denied = await simulate(2, 150, 150, 10, feedback=False)
+    assert denied > 0.3

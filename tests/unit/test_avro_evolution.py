@@ -80,7 +80,7 @@ def test_old_and_new_writers_decode_into_the_reader_shape_and_route_the_same(tmp
         ids.add(enc.schema_id)
         out = router.decoders["orders"].decode(value)
         # Always the reader's fields, never the writer's extras; missing ones filled from reader defaults.
-        assert list(out) == [f["name"] for f in _reader()["fields"]]
+        assert set(out) == {f["name"] for f in _reader()["fields"]}
         assert "gift_message" not in out and "loyalty_id" not in out["customer"]
         assert "coupon" not in out["items"][0]
         results[version] = router.route(SourceRecord("orders", 0, 42, b"cust-1", value))

@@ -119,3 +119,17 @@ def test_malformed_files(tmp_path: Path, text: str, expected: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml", env={})
+
+
+def test_sasl_credentials_from_the_environment_pass_through_to_librdkafka(tmp_path: Path) -> None:
+    text = MINIMAL + "kafka:\n  client:\n    security.protocol: SASL_SSL\n    sasl.mechanism: SCRAM-SHA-512\n"
+    cfg = load_config(
+        write(tmp_path, text), env={"KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "pw-secret"}
+    )
+    assert cfg.kafka.client == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "pw-secret",
+    }
+    assert "pw-secret" not in repr(cfg)

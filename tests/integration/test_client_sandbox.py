@@ -1,0 +1,307 @@
+"""The real client against the real sandbox over loopback HTTP: every endpoint, every error class,
+Retry-After, the rate limiter at Attentive's limits, the header-driven slow-down between replicas, and the
+check-auth command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from connector.attentive.client import AttentiveClient
+from connector.attentive.endpoints import Endpoint
+from connector.attentive.models import build_body, external_event_id
+from connector.attentive.ratelimit import RateLimiter
+from connector.config import AttentiveSettings
+from connector.errors import (
+    ApiAuthError,
+    ApiError,
+    ApiPermanentError,
+    ApiTransientError,
+    NetworkError,
+    RateLimitedError,
+)
+from connector.observability.metrics import Metrics
+from connector.sandbox.app import SANDBOX_KEY, Sandbox, SandboxSettings, make_app
+from connector.types import Call
+from tests.support import REPO, SandboxProcess, run_cli
+from tests.unit.attentive_examples import DOC_SAMPLES
+
+pytestmark = pytest.mark.integration
+
+KEY = "integration-key-7f3e"
+PHONE = "+14155550123"
+
+
+class Running:
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner = runner
+        self.url = url
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.runner.app[SANDBOX_KEY]  # type: ignore[index]
+
+
+StartSandbox = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_sandbox() -> AsyncIterator[StartSandbox]:
+    runners: list[web.AppRunner] = []
+
+    async def _start(**kw: Any) -> Running:
+        runner = web.AppRunner(make_app(SandboxSettings(api_key=KEY, **kw)), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return Running(runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+
+    yield _start
+    for r in runners:
+        await r.cleanup()
+
+
+def client_for(url: str, key: str = KEY, limiter: RateLimiter | None = None, **kw: Any) -> AttentiveClient:
+    settings = AttentiveSettings(base_url=url, api_key=key, **kw)  # type: ignore[arg-type]
+    return AttentiveClient(settings, metrics=Metrics(CollectorRegistry()), limiter=limiter)
+
+
+@pytest.mark.parametrize(("name", "endpoint", "sample"), DOC_SAMPLES, ids=[s[0] for s in DOC_SAMPLES])
+async def test_every_endpoint_built_by_the_models_is_accepted(
+    start_sandbox: StartSandbox, name: str, endpoint: Endpoint, sample: dict[str, Any]
+) -> None:
+    sb = await start_sandbox()
+    data = json.loads(json.dumps(sample).replace("+13115552368", PHONE))
+    if endpoint is Endpoint.CUSTOM_EVENT:
+        data["externalEventId"] = external_event_id("loyalty", 3, 99, name)
+    body = build_body(endpoint, data)
+    async with client_for(sb.url) as client:
+        resp = await client.send(Call(endpoint, body, "loyalty/3/99/1", name))
+    assert resp.status == (202 if endpoint in (Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE) else 200)
+    [entry] = sb.sandbox.journal.entries()
+    assert entry["record_id"] == "loyalty/3/99/1" and entry["status"] == resp.status
+    assert entry["body"] == json.loads(json.dumps(body, default=str), parse_float=Decimal)
+
+
+async def test_prices_arrive_exact(start_sandbox: StartSandbox) -> None:
+    sb = await start_sandbox()
+    body = build_body(
+        Endpoint.PURCHASE,
+        {"items": [{"productId": "p", "productVariantId": "v", "price": [{"value": Decimal("1234567.895")}]},
+                   {"productId": "q", "productVariantId": "w", "price": [{"value": 0.1 + 0.2}]}],
+         "user": {"phone": PHONE}},
+    )
+    async with client_for(sb.url) as client:
+        await client.send(Call(Endpoint.PURCHASE, body, "orders/0/1", "r"))
+    prices = [i["price"][0]["value"] for i in sb.sandbox.journal.entries()[0]["body"]["items"]]
+    assert prices == [Decimal("1234567.895"), Decimal("0.30000000000000004")]
+
+
+async def test_subscribe_twice_is_success_both_times(start_sandbox: StartSandbox) -> None:
+    sb = await start_sandbox()
+    body = build_body(Endpoint.SUBSCRIBE, {"user": {"phone": PHONE}, "signUpSourceId": "42"})
+    async with client_for(sb.url) as client:
+        first = await client.send(Call(Endpoint.SUBSCRIBE, body, "signups/0/1", "r"))
+        second = await client.send(Call(Endpoint.SUBSCRIBE, body, "signups/0/1", "r"))
+        await client.limiter.acquire(Endpoint.SUBSCRIBE)
+        await sb_faults(sb, {"error_rates": {"409": 1.0}})
+        third = await client.send(Call(Endpoint.SUBSCRIBE, body, "signups/0/1", "r"))
+    assert (first.already_done, second.already_done, third.already_done) == (False, True, True)
+    assert third.status == 409
+
+
+async def sb_faults(sb: Running, doc: dict[str, Any]) -> None:
+    from connector.sandbox.faults import Faults
+
+    sb.sandbox.faults = Faults.parse(doc, now=time.time())
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, ApiPermanentError), (404, ApiPermanentError), (413, ApiPermanentError), (422, ApiPermanentError),
+        (401, ApiAuthError), (403, ApiAuthError),
+        (429, RateLimitedError), (500, ApiTransientError), (502, ApiTransientError), (503, ApiTransientError),
+    ],
+)
+async def test_every_injected_status_maps_to_its_error_class(
+    start_sandbox: StartSandbox, status: int, error: type[ApiError]
+) -> None:
+    sb = await start_sandbox(faults={"error_rates": {str(status): 1.0}})
+    body = build_body(Endpoint.CUSTOM_EVENT, {"type": "Signed Up", "user": {"phone": PHONE}})
+    async with client_for(sb.url) as client:
+        with pytest.raises(error) as info:
+            await client.send(Call(Endpoint.CUSTOM_EVENT, body, "t/0/1", "r"))
+    assert type(info.value) is error and info.value.status == status
+    assert f"injected fault: HTTP {status}" in info.value.body
+
+
+async def test_real_validation_error_is_permanent_with_the_sandbox_message(start_sandbox: StartSandbox) -> None:
+    sb = await start_sandbox()
+    async with client_for(sb.url) as client:
+        with pytest.raises(ApiPermanentError) as info:
+            await client.send(Call(Endpoint.CUSTOM_ATTRIBUTES, {"properties": {"cities": ["a", "b"]},
+                                                                 "user": {"phone": PHONE}}, "t/0/2", "r"))
+    assert info.value.status == 400 and "$.properties.cities" in info.value.body
+
+
+async def test_wrong_key_and_unauthorized_window_are_auth_errors(start_sandbox: StartSandbox) -> None:
+    sb = await start_sandbox()
+    async with client_for(sb.url, key="not-the-key") as client:
+        with pytest.raises(ApiAuthError) as info:
+            await client.me()
+        assert info.value.status == 401
+    await sb_faults(sb, {"unauthorized_for_s": 60})
+    async with client_for(sb.url) as client:
+        with pytest.raises(ApiAuthError):
+            await client.me()
+        with pytest.raises(ApiAuthError):
+            await client.send(Call(Endpoint.CUSTOM_EVENT, {"type": "x", "user": {"phone": PHONE}}, "t/0/3", "r"))
+        await sb_faults(sb, {})
+        me = await client.me()
+    assert (me.companyName, me.applicationName) == ("Sandbox Retail", "attentive-connector sandbox")
+
+
+async def test_network_errors_connection_refused_and_timeout(start_sandbox: StartSandbox) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    async with client_for(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(NetworkError, match="cannot reach Attentive"):
+            await client.send(Call(Endpoint.CUSTOM_EVENT, {"type": "x"}, "t/0/4", "r"))
+    sb = await start_sandbox(faults={"latency_ms": 1500})
+    async with client_for(sb.url, timeout_s=0.3) as client:
+        t0 = time.monotonic()
+        with pytest.raises(NetworkError, match="timed out") as info:
+            await client.send(Call(Endpoint.CUSTOM_EVENT, {"type": "x", "user": {"phone": PHONE}}, "t/0/5", "r"))
+        assert time.monotonic() - t0 < 1.4  # the timeout, not the server, ended the attempt
+    assert info.value.retriable and info.value.reason == "timeout"
+
+
+async def test_natural_429_carries_retry_after_and_holds_the_endpoint(start_sandbox: StartSandbox) -> None:
+    """A second client (another replica that does not know) exhausts the window; ours gets 429 + Retry-After."""
+    sb = await start_sandbox(rate_limits={Endpoint.UNSUBSCRIBE: 2})
+    body = {"user": {"phone": PHONE}}
+    async with client_for(sb.url) as ours, client_for(sb.url) as other:
+        got: list[Any] = []
+        for _ in range(4):
+            try:
+                got.append(await other.send(Call(Endpoint.UNSUBSCRIBE, body, "o/0/1", "r")))
+            except RateLimitedError:
+                pass
+        with pytest.raises(RateLimitedError) as info:
+            await ours.send(Call(Endpoint.UNSUBSCRIBE, body, "t/0/6", "r"))
+        assert info.value.retry_after == 1.0
+        assert 0.9 < ours.limiter[Endpoint.UNSUBSCRIBE].delay() <= 1.0  # held for Retry-After
+        t0 = time.monotonic()
+        resp = await ours.send(Call(Endpoint.UNSUBSCRIBE, body, "t/0/6", "r"))  # waits out the hold, then ok
+        assert resp.status == 202 and time.monotonic() - t0 >= 0.9
+
+
+async def drive(clients: list[AttentiveClient], endpoint: Endpoint, seconds: float, workers: int = 32) -> dict[str, int]:
+    """Each client sends as fast as its limiter lets it, with ``workers`` in flight, for ``seconds``."""
+    counts = {"ok": 0, "429": 0}
+    body = build_body(endpoint, {"type": "Viewed", "user": {"phone": PHONE}} if endpoint is Endpoint.CUSTOM_EVENT
+                      else {"user": {"phone": PHONE}, "signUpSourceId": "1"})
+    deadline = time.monotonic() + seconds
+
+    async def worker(client: AttentiveClient, n: int) -> None:
+        while time.monotonic() < deadline:
+            try:
+                await client.send(Call(endpoint, body, f"t/{n}/0", "r"))
+                counts["ok"] += 1
+            except RateLimitedError:
+                counts["429"] += 1
+
+    await asyncio.gather(*(worker(c, n) for c in clients for n in range(workers)))
+    return counts
+
+
+@pytest.mark.parametrize(("endpoint", "limit", "seconds"), [(Endpoint.CUSTOM_EVENT, 150, 4.0),
+                                                            (Endpoint.SUBSCRIBE, 10, 4.0)])
+async def test_full_throughput_at_attentive_limits_without_429s(
+    start_sandbox: StartSandbox, endpoint: Endpoint, limit: int, seconds: float
+) -> None:
+    sb = await start_sandbox()
+    async with client_for(sb.url) as client:
+        counts = await drive([client], endpoint, seconds)
+    total = counts["ok"] + counts["429"]
+    assert counts["429"] <= 0.005 * total, counts
+    assert counts["ok"] >= 0.95 * limit * seconds, counts
+    assert sb.sandbox.journal.stats()["by_path"][endpoint.path].get("429", 0) == counts["429"]
+
+
+class DeafLimiter(RateLimiter):
+    """Paces at the configured rate but ignores the server's headers and Retry-After (the control)."""
+
+    def observe_headers(self, endpoint: Endpoint, headers: Any, *, sent_at: float | None = None) -> None:
+        pass
+
+    def hold(self, endpoint: Endpoint, seconds: float) -> None:
+        pass
+
+
+async def test_replicas_sharing_a_key_slow_down_before_429s(start_sandbox: StartSandbox) -> None:
+    sb = await start_sandbox()
+    settings_rate = 150
+    async with client_for(sb.url) as a, client_for(sb.url) as b:
+        counts = await drive([a, b], Endpoint.CUSTOM_EVENT, 4.0, workers=16)
+    total = counts["ok"] + counts["429"]
+    assert counts["429"] <= 0.02 * total, counts
+    assert counts["ok"] >= 0.85 * settings_rate * 4.0, counts
+
+    sb2 = await start_sandbox()
+    deaf = [client_for(sb2.url, limiter=DeafLimiter(AttentiveSettings())) for _ in range(2)]
+    try:
+        control = await drive(deaf, Endpoint.CUSTOM_EVENT, 2.0, workers=16)
+    finally:
+        for c in deaf:
+            await c.aclose()
+    assert control["429"] >= 0.3 * (control["ok"] + control["429"]), control
+
+
+def test_check_auth_command_against_the_sandbox_process() -> None:
+    sb = SandboxProcess("--no-rate-limit", api_key=KEY)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTENTIVE_")}
+        ok = run_cli(["check-auth", "--base-url", sb.url], env={**env, "ATTENTIVE_API_KEY": KEY})
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.strip() == "ok: company=Sandbox Retail application=attentive-connector sandbox"
+        bad = run_cli(["check-auth", "--base-url", sb.url], env={**env, "ATTENTIVE_API_KEY": "wrong-key-123"})
+        assert bad.returncode == 1 and "Attentive rejected the API key (401)" in bad.stderr
+        assert "wrong-key-123" not in bad.stderr + bad.stdout
+        sb.set_faults({"unauthorized_for_s": 30})
+        assert run_cli(["check-auth", "--base-url", sb.url], env={**env, "ATTENTIVE_API_KEY": KEY}).returncode == 1
+        sb.set_faults({})
+        assert [e["path"] for e in sb.journal()] == ["/v1/me"] * 3
+    finally:
+        sb.stop()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = run_cli(["check-auth", "--base-url", f"http://127.0.0.1:{port}"], env={**env, "ATTENTIVE_API_KEY": KEY})
+    assert down.returncode == 1 and f"cannot reach Attentive at http://127.0.0.1:{port}" in down.stderr
+
+
+def test_shared_sandbox_fixture_journals_client_requests(sandbox: SandboxProcess) -> None:
+    async def go() -> None:
+        async with client_for(sandbox.url, key=sandbox.api_key) as client:
+            body = build_body(Endpoint.CUSTOM_EVENT, {"type": "Fixture Check", "user": {"email": "a@b.co"}})
+            await client.send(Call(Endpoint.CUSTOM_EVENT, body, "fixture/0/1", "r"))
+
+    asyncio.run(go())
+    [entry] = sandbox.journal()
+    assert entry["record_id"] == "fixture/0/1" and entry["body"]["type"] == "Fixture Check"
+    assert sandbox.stats()["by_path"] == {Endpoint.CUSTOM_EVENT.path: {"200": 1}}
