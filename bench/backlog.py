@@ -71,11 +71,10 @@ class Pool:
 
 def build_pool(config: ConnectorConfig, topics: Sequence[str], size_per_topic: int, *, seed: int = 1) -> Pool:
     """Generate, freshen, encode and route ``size_per_topic`` sample records per topic."""
-    from connector.rules.router import Router
-    from connector.samples import generate
-
     from connector.attentive.jsonio import dumps
     from connector.avro.encoder import Encoder
+    from connector.rules.router import Router
+    from connector.samples import generate
 
     router = Router.from_config(config)
     now = datetime.now(UTC)

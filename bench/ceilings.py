@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, TopicPartition

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -36,6 +37,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.config import ConnectorConfig, load_config
 from connector.devkafka.broker import free_port
 
+PHASES = ("consume_decode", "bare_http", "naive", "e2e", "backlog", "attentive_shaped")
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 
 
@@ -87,6 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"results JSON (default {DEFAULT_OUT.relative_to(REPO)})",
     )
     parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="comma-separated phases to run (default: all; for working on one phase)",
+    )
+    parser.add_argument(
         "--backlog-records", type=int, default=None, help="override the backlog size (default 1M, quick 5k)"
     )
 
@@ -110,6 +117,7 @@ class Run:
         t0 = time.monotonic()
         try:
             fn()
+            self.log(f"[bench] {name} done in {time.monotonic() - t0:.1f}s")
         except Exception as exc:
             self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
             self.log(f"[bench] {name} FAILED: {type(exc).__name__}: {exc}")
@@ -201,7 +209,7 @@ class Run:
         fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
         n = len(self.e2e_records)
         with self.connector("e2e", fast.url, self.e2e_start) as cp:
-            result = drain(cp, n, timeout_s=max(120.0, n / 200))
+            result = drain(cp, n, timeout_s=max(120.0, n / 200), log=self.log)
         finish(result, cp.sampler)
         self.results["e2e_records_per_s"] = round(result.records_per_s, 1)
         self.results["cpu_s_per_1000"] = round(result.cpu_s_per_1000, 3)
@@ -216,7 +224,7 @@ class Run:
         bl.produce(self.stack.bootstrap, bl.natural_mix(self.pool, n, seed=11))
         produce_s = time.monotonic() - t0
         with self.connector("backlog", fast.url, start) as cp:
-            result = drain(cp, n, timeout_s=max(300.0, n / 500))
+            result = drain(cp, n, timeout_s=max(300.0, n / 500), log=self.log)
         finish(result, cp.sampler)
         self.results["backlog_peak_rss_mb"] = round(result.peak_rss_mb, 1)
         self.details["backlog"] = {**_drain_details(result), "produce_s": round(produce_s, 1)}
@@ -232,7 +240,7 @@ class Run:
         sb.clear()
         planned = {str(e): n for e, n in bl.endpoint_calls(busy).items()}
         with self.connector("shaped", sb.url, start) as cp:
-            cp.wait_processed(len(busy), timeout_s=self.sizes.shaped_busy_s * 4 + 90)
+            cp.wait_processed(len(busy), timeout_s=self.sizes.shaped_busy_s * 4 + 90, log=self.log)
             journal = sb.journal()
             self.results["attentive_shaped"] = shaped.saturation(journal, limits)
             sb.clear()
@@ -241,7 +249,7 @@ class Run:
                 self.pool, {e: r / 2 * self.sizes.latency_s for e, r in limits.items()}, seed=5
             )
             produced = bl.produce_paced(self.stack.bootstrap, steady, duration_s=self.sizes.latency_s)
-            cp.wait_processed(len(busy) + len(steady), timeout_s=self.sizes.latency_s * 3 + 60)
+            cp.wait_processed(len(busy) + len(steady), timeout_s=self.sizes.latency_s * 3 + 60, log=self.log)
             lat = shaped.added_latencies_ms(sb.journal(), produced.timestamps)
         p50, p99 = shaped.percentile(lat, 0.50), shaped.percentile(lat, 0.99)
         self.results["p50_added_latency_ms"] = None if p50 is None else round(p50, 1)
@@ -281,6 +289,10 @@ def _transport_name() -> str:
     return f"httpx + {type(t).__module__}.{type(t).__name__}"
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
@@ -295,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     started = time.monotonic()
+    # SIGTERM (CI's time-out, a ^C from make) unwinds like ^C, so the broker, sandboxes and connector stop.
+    signal.signal(signal.SIGTERM, _terminate)
     command = "python -m bench" + (
         ""
         if argv is None and len(sys.argv) <= 1
@@ -314,13 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             with running_stack(Path(tmp)) as stack:
                 run = Run(stack, sizes, log)
                 run.phase("prepare", run.prepare)
-                if not run.errors:
-                    run.phase("consume_decode", run.consume_decode)
-                    run.phase("bare_http", run.bare_http)
-                    run.phase("naive", run.naive)
-                    run.phase("e2e", run.e2e)
-                    run.phase("backlog", run.backlog)
-                    run.phase("attentive_shaped", run.attentive_shaped)
+                wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
+                unknown = sorted(set(wanted) - set(PHASES))
+                if unknown:
+                    parser.error(f"unknown phase(s): {', '.join(unknown)}; known: {', '.join(PHASES)}")
+                for name in PHASES:
+                    if name in wanted and not any(e.startswith("prepare") for e in run.errors):
+                        run.phase(name, getattr(run, name))
         except Exception as exc:
             errors.append(f"stack: {type(exc).__name__}: {exc}")
             traceback.print_exc(file=sys.stderr)

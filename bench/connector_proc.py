@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -120,15 +121,25 @@ class ConnectorProcess:
         return p
 
     def wait_processed(
-        self, target: int, *, timeout_s: float, stall_s: float = 60.0, interval_s: float = 0.2
+        self,
+        target: int,
+        *,
+        timeout_s: float,
+        stall_s: float = 60.0,
+        interval_s: float = 0.2,
+        log: Callable[[str], None] | None = None,
     ) -> Progress:
         """Wait until at least ``target`` records are finished; fail on exit, time-out or a stall."""
         deadline = time.monotonic() + timeout_s
         last_change = time.monotonic()
         last_count = -1
+        next_log = time.monotonic() + 10
         while True:
             p = self.observe()
             now = time.monotonic()
+            if log is not None and now >= next_log:
+                next_log = now + 10
+                log(f"[bench]   {0 if p is None else p.processed:,} of {target:,} records finished")
             if p is not None:
                 if p.processed >= target:
                     return p

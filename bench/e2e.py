@@ -7,6 +7,7 @@ seconds come from ``/proc`` samples at the same two moments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +50,11 @@ def api_request_counts(metrics: dict[str, dict[tuple[tuple[str, str], ...], floa
     return ok, other
 
 
-def drain(cp: ConnectorProcess, total: int, *, timeout_s: float) -> DrainResult:
+def drain(
+    cp: ConnectorProcess, total: int, *, timeout_s: float, log: Callable[[str], None] | None = None
+) -> DrainResult:
     """Wait for ``total`` finished records on a started connector and measure the drain."""
-    end = cp.wait_processed(total, timeout_s=timeout_s)
+    end = cp.wait_processed(total, timeout_s=timeout_s, log=log)
     start = cp.first_progress()
     assert start is not None
     assert cp.sampler is not None

@@ -35,7 +35,20 @@ KINDS = ("orders", "loyalty", "signups")
 # Schema record name -> sample kind, so a topic with any name but one of our schemas gets the right samples.
 KIND_BY_SCHEMA = {"OrderEvent": "orders", "LoyaltyEvent": "loyalty", "SignupEvent": "signups"}
 
-_FIRST = ("Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Chloé", "Mateo", "Aisha", "Kenji", "Olivia", "Lucas")
+_FIRST = (
+    "Ava",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Zoe",
+    "Ethan",
+    "Chloé",
+    "Mateo",
+    "Aisha",
+    "Kenji",
+    "Olivia",
+    "Lucas",
+)
 _LAST = ("Smith", "García", "Chen", "Okafor", "Müller", "Rossi", "Nguyen", "Kowalski", "Silva", "Brown")
 # Valid numbers (libphonenumber) in the shapes customers type them; US numbers without +1 rely on the
 # connector's default_region.
@@ -65,7 +78,12 @@ _ORDER_KINDS = (
     ("ORDER_CANCELLED", 4),
     ("ORDER_REFUNDED", 3),
 )
-_LOYALTY_KINDS = (("POINTS_EARNED", 55), ("POINTS_REDEEMED", 20), ("POINTS_EXPIRED", 10), ("TIER_CHANGED", 15))
+_LOYALTY_KINDS = (
+    ("POINTS_EARNED", 55),
+    ("POINTS_REDEEMED", 20),
+    ("POINTS_EXPIRED", 10),
+    ("TIER_CHANGED", 15),
+)
 _TIERS = ("BRONZE", "SILVER", "GOLD", "PLATINUM")
 _CARRIERS = ("UPS", "USPS", "FEDEX", "DHL")
 _INTERESTS = ("running", "outdoors", "streetwear", "travel", "yoga", "sneakers")
@@ -134,7 +152,7 @@ def _order(rng: random.Random, customer: _Customer, occurred: datetime) -> dict[
     kind = _pick(rng, _ORDER_KINDS)
     browsing = kind in ("PRODUCT_VIEWED", "ADDED_TO_CART")
     lines = rng.sample(_PRODUCTS, 1 if browsing else rng.randint(1, 3))
-    items = []
+    items: list[dict[str, Any]] = []
     for pid, name, price, variants in lines:
         variant = rng.choice(variants)
         items.append(
@@ -238,7 +256,9 @@ def _signup(rng: random.Random, customer: _Customer, occurred: datetime) -> dict
         if rng.random() < 0.5
         else None,
         "interests": rng.sample(_INTERESTS, rng.randrange(0, 3)),
-        "attributes": {"utm_source": rng.choice(("instagram", "google", "newsletter"))} if rng.random() < 0.5 else {},
+        "attributes": {"utm_source": rng.choice(("instagram", "google", "newsletter"))}
+        if rng.random() < 0.5
+        else {},
         "occurred_at": occurred,
     }
 
@@ -307,15 +327,26 @@ def produce(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", default="config/connector.yaml", metavar="FILE", help="connector config (default: %(default)s)"
+        "--config",
+        default="config/connector.yaml",
+        metavar="FILE",
+        help="connector config (default: %(default)s)",
     )
     parser.add_argument(
-        "--topic", action="append", metavar="T", help="topic to publish to (repeatable; default: every configured topic)"
+        "--topic",
+        action="append",
+        metavar="T",
+        help="topic to publish to (repeatable; default: every configured topic)",
     )
-    parser.add_argument("--count", type=int, default=100, metavar="N", help="records per topic (default: 100)")
+    parser.add_argument(
+        "--count", type=int, default=100, metavar="N", help="records per topic (default: 100)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--invalid-ratio", type=float, default=0.0, metavar="R",
+        "--invalid-ratio",
+        type=float,
+        default=0.0,
+        metavar="R",
         help="share of records with a phone that cannot be normalised, to see dead-lettering (default: 0)",
     )
     parser.add_argument(

@@ -12,7 +12,10 @@ unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit``
    the rest of the (estimated) window, in proportion to this client's share of what was consumed — so several
    replicas sharing one key slow down before any of them is answered 429. At ``remaining == 0`` the endpoint
    waits for the next window.
-3. **Holds.** After a 429, :meth:`EndpointLimiter.hold` stops the endpoint until ``Retry-After`` has passed.
+3. **Budget gate.** The last ``remaining`` seen, minus the requests this client has sent since, is what is
+   left of the window; at zero the next request waits for the window's end. This keeps scheduling jitter (a
+   request delayed across the boundary) and requests in flight from overrunning the window.
+4. **Holds.** After a 429, :meth:`EndpointLimiter.hold` stops the endpoint until ``Retry-After`` has passed.
 
 The window's start is estimated from the headers: ``remaining`` jumping back up means a new second began.
 Clock and sleep are injectable so the tests run on virtual time.
@@ -21,6 +24,8 @@ Clock and sleep are injectable so the tests run on virtual time.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,6 +73,8 @@ class EndpointLimiter:
         self._window_opened_by = -math.inf  # send time of the request whose answer opened the window
         self._window_min = 0
         self._own_in_window = 0
+        self._seen_sent = -math.inf  # send time of the request whose ``remaining`` is the newest we know
+        self._slots: collections.deque[float] = collections.deque()  # reserved send times, oldest first
 
     @property
     def rate(self) -> float:
@@ -85,21 +92,41 @@ class EndpointLimiter:
     def delay(self) -> float:
         """Seconds until a request could start now (0 when it could go at once). Does not reserve."""
         now = self._clock()
-        return max(0.0, self._not_before - now, self._tat - now)
+        return max(0.0, self._gate(max(now, self._tat, self._not_before)) - now)
 
     async def acquire(self) -> None:
         """Wait for this endpoint's next slot and take it."""
         while True:
             now = self._clock()
             gen = self._generation
-            slot = max(now, self._tat, self._not_before)
+            slot = self._gate(max(now, self._tat, self._not_before))
             self._tat = slot + self._interval(slot)
+            self._slots.append(slot)
+            while self._slots and self._slots[0] < now - 2 * WINDOW_S:
+                self._slots.popleft()
             if slot <= now:
                 return
             await self._sleep(slot - now)
             if gen == self._generation and self._clock() >= self._not_before:
                 return
-            # A hold or slow-down arrived while we slept: our reservation was discarded; take a new one.
+            # A hold or slow-down arrived while we slept: our reservation is void; take a new one.
+            with contextlib.suppress(ValueError):
+                self._slots.remove(slot)
+
+    def _gate(self, slot: float) -> float:
+        """``slot``, or the end of the window when the window's budget is already spoken for."""
+        if self.remaining is None or self._window_start is None:
+            return slot
+        end = self._window_start + WINDOW_S
+        if slot >= end:
+            return slot
+        since = 0
+        for s in reversed(self._slots):  # reserved after the request whose answer we know last
+            if s <= self._seen_sent:
+                break
+            if s < end:
+                since += 1
+        return end + _WINDOW_MARGIN_S if self.remaining - since <= 0 else slot
 
     def hold(self, seconds: float) -> None:
         """Send nothing on this endpoint for ``seconds`` (a 429's Retry-After)."""
@@ -123,7 +150,6 @@ class EndpointLimiter:
             self.server_limit = limit
         if remaining is None or sent < self._window_opened_by:
             return
-        self.remaining = remaining
         lim = self.server_limit or int(self.configured_rate)
         jump = max(1, math.ceil(0.05 * lim))
         if (
@@ -136,6 +162,10 @@ class EndpointLimiter:
             self._window_min = remaining
             self._own_in_window = 0
             self._slow_until = -math.inf
+            self._seen_sent = -math.inf
+        if sent >= self._seen_sent:  # answers can arrive out of order: keep the newest request's view
+            self._seen_sent = sent
+            self.remaining = remaining
         self._window_min = min(self._window_min, remaining)
         self._own_in_window += 1
         window_end = self._window_start + WINDOW_S

@@ -108,7 +108,8 @@ class Decoder:
             )
         if len(value) < HEADER_SIZE:
             raise DecodeError(
-                f"{self.topic}: {len(value)} bytes, shorter than the 5-byte Confluent header", reason="truncated"
+                f"{self.topic}: {len(value)} bytes, shorter than the 5-byte Confluent header",
+                reason="truncated",
             )
         schema_id = int.from_bytes(value[1:HEADER_SIZE], "big")
         assert self._writer_schemas is not None  # checked in __init__
@@ -122,7 +123,10 @@ class Decoder:
     def _reader_for(self, schema_id: int) -> Any:
         assert self._writer_schemas is not None
         text = self._writer_schemas.schema_text(schema_id)
-        same = text is not None and json.dumps(without_uuid(json.loads(text)), sort_keys=True) == self._reader_key
+        same = (
+            text is not None
+            and json.dumps(without_uuid(json.loads(text)), sort_keys=True) == self._reader_key
+        )
         reader = None if same else self._reader
         self._resolution[schema_id] = reader
         return reader
@@ -146,7 +150,15 @@ class Decoder:
             raise DecodeError(
                 f"{self.topic}: value ends before the record does ({len(value)} bytes)", reason="truncated"
             ) from None
-        except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError, MemoryError) as exc:
+        except (
+            ValueError,
+            IndexError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            UnicodeDecodeError,
+            MemoryError,
+        ) as exc:
             raise DecodeError(
                 f"{self.topic}: not Avro of {self.schema.label} ({type(exc).__name__})", reason="not_avro"
             ) from None

@@ -91,7 +91,8 @@ class Encoder:
     def register(self) -> int:
         """Register the schema under the subject (idempotent) and return its id."""
         if self._header is None:
-            assert self._client is not None and self.subject is not None
+            assert self._client is not None
+            assert self.subject is not None
             try:
                 schema_id = self._client.register_schema(
                     self.subject, Schema(json.dumps(self._raw), schema_type="AVRO")
@@ -101,9 +102,7 @@ class Encoder:
                     raise RegistryUnavailableError(f"schema registry failed: {exc}") from None
                 raise EncodeError(f"schema registry refused the schema for {self.subject}: {exc}") from None
             except TRANSPORT_ERRORS as exc:
-                raise RegistryUnavailableError(
-                    f"schema registry unreachable: {type(exc).__name__}"
-                ) from None
+                raise RegistryUnavailableError(f"schema registry unreachable: {type(exc).__name__}") from None
             self._header = b"\x00" + int(schema_id).to_bytes(4, "big")
         return int.from_bytes(self._header[1:], "big")
 

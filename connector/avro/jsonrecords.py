@@ -23,7 +23,7 @@ import io
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from fastavro.validation import ValidationError, validate
@@ -59,8 +59,7 @@ def from_json(schema: TopicSchema, obj: Any) -> dict[str, Any]:
     fastavro.schemaless_writer(buf, writer, datum)
     buf.seek(0)
     # Written with the uuid-checking form, read with the reading form (same bytes; uuids come back as str).
-    record: dict[str, Any] = fastavro.schemaless_reader(buf, schema.parsed, None)
-    return record
+    return cast(dict[str, Any], fastavro.schemaless_reader(buf, schema.parsed, None))
 
 
 def _json_type(v: Any) -> str:
@@ -115,7 +114,12 @@ def _convert(node: Any, value: Any, path: str, named: dict[str, Any], ns: str | 
         raise _Mismatch(f"{_where(path)}: unsupported schema node")
     type_ = node.get("type")
     logical = node.get("logicalType")
-    if logical in ("timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros"):
+    if logical in (
+        "timestamp-millis",
+        "timestamp-micros",
+        "local-timestamp-millis",
+        "local-timestamp-micros",
+    ):
         return _timestamp(value, path)
     if logical == "date":
         return _date(value, path)

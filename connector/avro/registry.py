@@ -39,9 +39,39 @@ class RegistryClient(Protocol):
     def register_schema(self, subject_name: str, schema: Any) -> int: ...
 
 
+# Client settings confluent-kafka wants as numbers (YAML or environment may hand them over as text).
+_NUMERIC_SETTINGS = frozenset(
+    {
+        "max.retries",
+        "retries.wait.ms",
+        "retries.max.wait.ms",
+        "cache.capacity",
+        "cache.latest.ttl.sec",
+        "timeout",
+    }
+)
+
+
+# The connector retries a record whose writer schema cannot be fetched (RegistryUnavailableError holds the
+# partition and backs off), so the client's own retry loop — which sleeps on the caller's thread — stays short.
+_CLIENT_DEFAULTS: dict[str, Any] = {"max.retries": 1, "retries.wait.ms": 200, "retries.max.wait.ms": 1000}
+
+
 def make_registry_client(settings: SchemaRegistrySettings) -> RegistryClient:
-    """A ``SchemaRegistryClient`` (or the in-memory mock for ``mock://`` URLs) from the config section."""
-    conf: dict[str, Any] = {**settings.client, "url": settings.url}
+    """A ``SchemaRegistryClient`` (or the in-memory mock for ``mock://`` URLs) from the config section.
+
+    ``kafka.schema_registry.client`` settings pass through (``basic.auth.user.info``, ``ssl.*``, ``timeout``…);
+    unless set there, the client retries once after 200 ms (see ``_CLIENT_DEFAULTS``).
+    """
+    conf: dict[str, Any] = {"url": settings.url, **_CLIENT_DEFAULTS}
+    for key, value in settings.client.items():
+        if key in _NUMERIC_SETTINGS and isinstance(value, str):
+            try:
+                conf[key] = float(value) if "." in value else int(value)
+            except ValueError:
+                raise ConfigError(f"kafka.schema_registry.client.{key}: must be a number") from None
+        else:
+            conf[key] = value
     try:
         client: RegistryClient = SchemaRegistryClient.new_client(conf)
     except (ValueError, TypeError) as exc:

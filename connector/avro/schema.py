@@ -136,14 +136,16 @@ def load_schema(path: Path) -> TopicSchema:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        raise ConfigError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
     return schema_from_json(raw, path)
 
 
 def schema_from_json(raw: Any, path: Path) -> TopicSchema:
     """Parse an already-loaded schema; ``path`` is only used in messages."""
     if not isinstance(raw, dict) or raw.get("type") != "record":
-        raise ConfigError(f"{path}: a topic schema must be an Avro record (\"type\": \"record\")")
+        raise ConfigError(f'{path}: a topic schema must be an Avro record ("type": "record")')
     try:
         parsed = parse_for_reading(raw)
         writable = parse_for_writing(raw)

@@ -33,6 +33,10 @@ class DeliveryFailed(Exception):
         self.attempts = attempts
 
 
+class _GateClosed(Exception):
+    """Internal: the auth gate closed while a call waited for a request slot."""
+
+
 class CallDeliverer:
     """Sends calls with retries, honouring the auth gate, the per-endpoint circuits and the in-flight bound."""
 
@@ -74,6 +78,9 @@ class CallDeliverer:
             except asyncio.CancelledError:
                 self._circuits.neutral(endpoint, probe=probe)
                 raise
+            except _GateClosed:
+                self._circuits.neutral(endpoint, probe=probe)
+                continue
             except Exception as exc:
                 if getattr(exc, "auth", False):
                     self._circuits.neutral(endpoint, probe=probe)
@@ -103,6 +110,9 @@ class CallDeliverer:
     async def _send(self, call: Call) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
         async with self._slots:
+            if not self._auth.ok:
+                # The key was refused while this call queued for a slot: don't send it just to get a 401.
+                raise _GateClosed
             self._in_flight += 1
             try:
                 return await self._sender.send(call)

@@ -208,6 +208,7 @@ class Engine:
             await self._lanes.cancel(wanted)
         positions = self._tracker.committable(list(wanted))
         for part in parts:
+            self._counts["handed_off"] += part.offsets.unfinished
             self._forget(part)
         return positions
 
@@ -217,6 +218,7 @@ class Engine:
         wanted = {p.tp for p in parts}
         for part in parts:
             self._drop_backlog(part)
+            self._counts["handed_off"] += part.offsets.unfinished
             self._forget(part)
         for item in self._lanes.drop_queued(wanted):
             self._release(item)
@@ -412,25 +414,26 @@ class Engine:
     # -- shutdown -----------------------------------------------------------------------------------------
 
     async def drain(self, timeout_s: float) -> bool:
-        """Stop consuming and wait up to ``timeout_s`` for every held record to finish; cancel the rest.
-
-        Returns True when everything finished. Unfinished records stay uncommitted (delivered again later).
+        """Shutdown: stop consuming, let the records already in flight finish within ``timeout_s`` (cancel
+        what is left), and start nothing new. Records not finished stay uncommitted and are delivered again
+        after a restart — never lost. Returns True when everything in flight finished.
         """
         self._pause("shutdown", True)
-        try:
-            await asyncio.wait_for(self._empty.wait(), timeout=timeout_s)
-            drained = True
-        except TimeoutError:
-            drained = False
+        tps = set(self._parts)
+        for part in self._parts.values():
+            self._drop_backlog(part)
+        for item in self._lanes.drop_queued(tps):
+            self._release(item)
+        drained = await self._lanes.wait_partitions_idle(tps, timeout_s)
+        if not drained:
+            running = len(self._lanes.running())
             log.warning(
-                "shutdown: %d record(s) unfinished after %.1fs; they stay uncommitted and will be redelivered",
-                self._budget.records,
+                "shutdown: %d record(s) still in flight after %.1fs; abandoning them (they stay uncommitted and "
+                "will be delivered again)",
+                running,
                 timeout_s,
             )
         await self._lanes.cancel()
-        for part in self._parts.values():
-            if part.retry_handle is not None:
-                part.retry_handle.cancel()
         return drained
 
     async def close(self) -> None:
@@ -451,13 +454,21 @@ class Engine:
 
     # -- reporting ----------------------------------------------------------------------------------------
 
+    def capacity(self) -> int:
+        """How many more records fit in the buffer (negative when over); safe to read from another thread."""
+        return self._s.max_buffered_records - self._budget.records
+
     def stats(self) -> dict[str, int]:
-        """Record counts: consumed, delivered, skipped, stale, dead_lettered, filtered, pending."""
-        out = {
-            k: self._counts.get(k, 0)
-            for k in ("consumed", "delivered", "skipped", "stale", "dead_lettered", FILTERED)
-        }
-        out["pending"] = self._budget.records
+        """Record counts: consumed, delivered, skipped, stale, dead_lettered, filtered, pending.
+
+        ``pending`` counts records taken and not finished (in flight, queued, or left unfinished by a
+        shutdown — those are delivered again after a restart); records of partitions revoked or lost to
+        another member are not counted, as that member finishes them."""
+        outcomes = ("delivered", "skipped", "stale", "dead_lettered", FILTERED)
+        out = {k: self._counts.get(k, 0) for k in ("consumed", *outcomes)}
+        # Taken and not finished here, minus what went to another member with a revoked/lost partition.
+        finished = sum(out[k] for k in outcomes)
+        out["pending"] = out["consumed"] - finished - self._counts.get("handed_off", 0)
         return out
 
     @property

@@ -127,6 +127,7 @@ class DeliveryRuntime:
             metrics=self.metrics,
             health=self.health,
             transform=self._transform,
+            capacity=self.engine.capacity,
         )
         self.engine.bind(self.poller)
         self.auth.start()

@@ -142,7 +142,12 @@ def build_app(state: RegistryState) -> web.Application:
                 return _error(404, 40403, "Schema not found")
             stored = state.schemas[schema_id]
             return _ok(
-                {"subject": subject, "id": schema_id, "version": versions.index(schema_id) + 1, "schema": stored.text}
+                {
+                    "subject": subject,
+                    "id": schema_id,
+                    "version": versions.index(schema_id) + 1,
+                    "schema": stored.text,
+                }
             )
 
     @routes.get("/schemas/types")
@@ -246,7 +251,9 @@ def build_app(state: RegistryState) -> web.Application:
         subject = request.match_info["subject"]
         level = state.compatibility.get(subject)
         if level is None:
-            return _error(404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured")
+            return _error(
+                404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured"
+            )
         return _ok({"compatibilityLevel": level})
 
     @routes.put("/config/{subject}")
@@ -264,8 +271,14 @@ def build_app(state: RegistryState) -> web.Application:
 class SchemaRegistryHandle:
     """A running stand-in: ``url`` to give clients, ``stop()`` when done (or use ``with``)."""
 
-    def __init__(self, url: str, state: RegistryState, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
-                 runner: web.AppRunner) -> None:
+    def __init__(
+        self,
+        url: str,
+        state: RegistryState,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        runner: web.AppRunner,
+    ) -> None:
         self.url = url
         self.state = state
         self._loop = loop
@@ -313,7 +326,7 @@ def start_schema_registry(host: str = "127.0.0.1", port: int = 0) -> SchemaRegis
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(setup())
-        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+        except BaseException as exc:
             started["error"] = exc
             ready.set()
             return

@@ -124,7 +124,9 @@ class _Ctx:
                         )
                         continue
                 elif target.scalar_values:
-                    sub_target = Target(frozenset(SCALAR_KINDS), "a single value (text, number, boolean, date)")
+                    sub_target = Target(
+                        frozenset(SCALAR_KINDS), "a single value (text, number, boolean, date)"
+                    )
                 else:
                     sub_target = Target(frozenset({"any"}), "any value")
                 self.check_node(sub, scope, sub_target, f"{where}.{key}")
@@ -151,11 +153,20 @@ class _Ctx:
             for k, v in value.items():
                 sub = target.fields.get(str(k)) if target.fields else None
                 if target.fields and sub is None:
-                    self.problem(f"{where}.{k}", f"unknown key (Attentive expects {', '.join(target.fields)})")
+                    self.problem(
+                        f"{where}.{k}", f"unknown key (Attentive expects {', '.join(target.fields)})"
+                    )
                 elif sub is not None:
                     self.check_literal(v, sub, f"{where}.{k}")
-                elif target.scalar_values and _literal_kind(v) not in ("string", "integer", "number", "boolean"):
-                    self.problem(f"{where}.{k}", "custom attribute values must be single values, not lists or objects")
+                elif target.scalar_values and _literal_kind(v) not in (
+                    "string",
+                    "integer",
+                    "number",
+                    "boolean",
+                ):
+                    self.problem(
+                        f"{where}.{k}", "custom attribute values must be single values, not lists or objects"
+                    )
         if isinstance(value, list) and target.items is not None:
             for i, v in enumerate(value):
                 self.check_literal(v, target.items, f"{where}[{i}]")
@@ -204,7 +215,9 @@ class _Ctx:
                 if branch.kind == "record":
                     for key, sub_target in target.fields.items():
                         if key in branch.fields:
-                            self.check_type(branch.fields[key], sub_target, f"{where}.{key}", f"{source}.{key}")
+                            self.check_type(
+                                branch.fields[key], sub_target, f"{where}.{key}", f"{source}.{key}"
+                            )
 
     # --- JMESPath type inference ------------------------------------------------------------------------
 

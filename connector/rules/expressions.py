@@ -24,7 +24,7 @@ import datetime as _dt
 from collections.abc import Callable
 from decimal import Decimal
 from numbers import Number
-from typing import Any
+from typing import Any, cast
 
 import jmespath
 from jmespath import exceptions as jp_exceptions
@@ -42,8 +42,9 @@ class ExpressionError(ValueError):
 class _Functions(jp_functions.Functions):
     """JMESPath built-ins, made aware of decoded Avro values, plus a few string helpers."""
 
+    # The private hooks below are not in the jmespath stubs, hence the attr-defined ignores.
     def _get_allowed_pytypes(self, types: Any) -> Any:
-        allowed, subtypes = super()._get_allowed_pytypes(types)
+        allowed, subtypes = super()._get_allowed_pytypes(types)  # type: ignore[misc]
         if "float" in allowed:
             allowed = [*allowed, "Decimal"]
         subtypes = [(*s, "Decimal") if "float" in s else s for s in subtypes]
@@ -59,7 +60,7 @@ class _Functions(jp_functions.Functions):
             return rfc3339(arg)
         if isinstance(arg, _dt.date):
             return arg.isoformat()
-        return super()._func_to_string(arg)
+        return super()._func_to_string(arg)  # type: ignore[misc]
 
     @jp_functions.signature({"types": []})
     def _func_to_number(self, arg: Any) -> Any:
@@ -70,10 +71,14 @@ class _Functions(jp_functions.Functions):
                 return int(arg)
             except ValueError:
                 try:
-                    return Decimal(arg) if arg.strip().lower() not in ("nan", "inf", "-inf", "infinity") else None
+                    return (
+                        Decimal(arg)
+                        if arg.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+                        else None
+                    )
                 except ArithmeticError:
                     return None
-        return super()._func_to_number(arg)
+        return super()._func_to_number(arg)  # type: ignore[misc]
 
     @jp_functions.signature({"types": ["string"]})
     def _func_lower(self, s: str) -> str:
@@ -117,7 +122,7 @@ class Expr:
             self._parsed = jmespath.compile(source)
         except jp_exceptions.JMESPathError as exc:
             raise ExpressionError(_parse_message(source, exc)) from None
-        self.ast: dict[str, Any] = self._parsed.parsed
+        self.ast: dict[str, Any] = cast(dict[str, Any], self._parsed.parsed)
         fast = _compile_fast(self.ast)
         self.fast = fast is not None
         self.search: Evaluator = fast if fast is not None else self._slow
@@ -161,7 +166,7 @@ def _parse_message(source: str, exc: Exception) -> str:
     hint = ""
     if "Unknown token '='" in detail:
         hint = " (JMESPath compares with ==)"
-    elif "\"" in source and "'" not in source:
+    elif '"' in source and "'" not in source:
         hint = " (JMESPath string literals use single quotes: kind == 'ORDER_PLACED')"
     return f"invalid JMESPath {source!r}: {detail}{where}{hint}"
 
@@ -248,43 +253,48 @@ def _compile_fast(node: dict[str, Any]) -> Evaluator | None:
         a, b = node["children"]
         if b["type"] != "literal" and a["type"] == "literal":
             a, b = b, a  # equality is symmetric: put the literal on the right
-        left = _compile_fast(a)
-        if left is None:
+        maybe_left = _compile_fast(a)
+        if maybe_left is None:
             return None
+        left: Evaluator = maybe_left
         if b["type"] == "literal" and isinstance(b["value"], str):
             # Comparing with text: JMESPath's 0/1-vs-bool special case cannot apply, plain == is exact.
             text = b["value"]
             if node["value"] == "eq":
                 return lambda v: left(v) == text
             return lambda v: left(v) != text
-        right = _compile_fast(b)
-        if right is None:
+        maybe_right = _compile_fast(b)
+        if maybe_right is None:
             return None
+        right: Evaluator = maybe_right
         if node["value"] == "eq":
             return lambda v: _equals(left(v), right(v))
         return lambda v: not _equals(left(v), right(v))
     if kind in ("and_expression", "or_expression"):
-        left = _compile_fast(node["children"][0])
-        right = _compile_fast(node["children"][1])
-        if left is None or right is None:
+        maybe_first = _compile_fast(node["children"][0])
+        maybe_second = _compile_fast(node["children"][1])
+        if maybe_first is None or maybe_second is None:
             return None
+        first: Evaluator = maybe_first
+        second: Evaluator = maybe_second
         if kind == "and_expression":
 
             def and_(v: Any) -> Any:
-                matched = left(v)
-                return right(v) if is_true(matched) else matched
+                matched = first(v)
+                return second(v) if is_true(matched) else matched
 
             return and_
 
         def or_(v: Any) -> Any:
-            matched = left(v)
-            return matched if is_true(matched) else right(v)
+            matched = first(v)
+            return matched if is_true(matched) else second(v)
 
         return or_
     if kind == "not_expression":
-        inner = _compile_fast(node["children"][0])
-        if inner is None:
+        maybe_inner = _compile_fast(node["children"][0])
+        if maybe_inner is None:
             return None
+        inner: Evaluator = maybe_inner
 
         def not_(v: Any) -> bool:
             result = inner(v)

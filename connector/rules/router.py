@@ -41,7 +41,14 @@ from connector.types import Call, RouteResult, SourceRecord
 
 # Failures a rule's expressions or the body builder may raise on odd data; they become a RoutingError for the
 # record (dead-lettered with the message), never a crash of the pipeline.
-_DATA_ERRORS = (jmespath.exceptions.JMESPathError, ValueError, TypeError, ArithmeticError, KeyError, AttributeError)
+_DATA_ERRORS = (
+    jmespath.exceptions.JMESPathError,
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    KeyError,
+    AttributeError,
+)
 
 
 def load_topic_schemas(config: ConnectorConfig) -> dict[str, TopicSchema]:
@@ -74,7 +81,9 @@ class Router:
         apply_max_age: bool = True,
     ) -> None:
         self.decoders = dict(decoders)
-        self.schemas = dict(schemas) if schemas is not None else {t: d.schema for t, d in self.decoders.items()}
+        self.schemas = (
+            dict(schemas) if schemas is not None else {t: d.schema for t, d in self.decoders.items()}
+        )
         self.table = table
         self.unmatched = unmatched
         self.default_region = default_region
@@ -147,7 +156,11 @@ class Router:
         """Decode and route one record (see the module doc). Raises only ``RegistryUnavailableError``."""
         decoder = self.decoders.get(record.topic)
         if decoder is None:
-            why = "has no decoder (router built offline)" if record.topic in self._rules else "is not configured"
+            why = (
+                "has no decoder (router built offline)"
+                if record.topic in self._rules
+                else "is not configured"
+            )
             return RouteResult(
                 error=UnroutableError(f"topic {record.topic!r} {why}"),
                 ordering_key=_kafka_key(record.key),
@@ -179,7 +192,9 @@ class Router:
         ordering_key = self._ordering_key(topic, decoded, key)
         rules = self._rules.get(topic)
         if rules is None:
-            return RouteResult(error=UnroutableError(f"topic {topic!r} is not configured"), ordering_key=ordering_key)
+            return RouteResult(
+                error=UnroutableError(f"topic {topic!r} is not configured"), ordering_key=ordering_key
+            )
         built: list[tuple[Rule, dict[str, Any]]] = []
         stale: Rule | None = None
         guards: dict[tuple[str, ...], Any] = {}
@@ -198,7 +213,11 @@ class Router:
                 if not rule.matches(decoded):
                     continue
                 data = rule.build_data(decoded)
-                if rule.max_age_s is not None and self.apply_max_age and self._is_stale(rule, data, timestamp_ms):
+                if (
+                    rule.max_age_s is not None
+                    and self.apply_max_age
+                    and self._is_stale(rule, data, timestamp_ms)
+                ):
                     stale = stale or rule
                     continue
                 if rule.api is Endpoint.CUSTOM_EVENT and "externalEventId" not in data:

@@ -133,7 +133,7 @@ class Rule:
             value = fn(record)
             if value is not None and value != "":
                 custom.append({"name": name, "value": as_id(value)})
-        user = {k: found[k] for k in ("phone", "email") if k in found}
+        user: dict[str, Any] = {k: found[k] for k in ("phone", "email") if k in found}
         external: dict[str, Any] = {}
         if "client_user_id" in found:
             external["clientUserId"] = found["client_user_id"]
@@ -158,7 +158,9 @@ class Rule:
             if external:
                 user["externalIdentifiers"] = external
             if not user:
-                mapped = [k for k, _ in self.user] + [f"custom_identifiers.{n}" for n, _ in self.custom_identifiers]
+                mapped = [k for k, _ in self.user] + [
+                    f"custom_identifiers.{n}" for n, _ in self.custom_identifiers
+                ]
                 raise RoutingError(
                     f"no user identifier: the mapped {', '.join(mapped)} are all empty in this record",
                     rule=self.name,
@@ -213,4 +215,6 @@ class Rule:
                 parsed = None
             if parsed is not None and parsed.tzinfo is not None:
                 return parsed.timestamp() * 1000.0
-        return float(kafka_timestamp_ms) if kafka_timestamp_ms is not None and kafka_timestamp_ms > 0 else None
+        return (
+            float(kafka_timestamp_ms) if kafka_timestamp_ms is not None and kafka_timestamp_ms > 0 else None
+        )

@@ -93,7 +93,7 @@ def _read_spec(path: Path, problems: Problems) -> RuleTableSpec | None:
 
 
 def _report_validation(exc: ValidationError, raw: dict[str, Any], problems: Problems) -> None:
-    rules_raw = raw.get("rules") if isinstance(raw.get("rules"), list) else []
+    rules_raw: list[Any] = raw["rules"] if isinstance(raw.get("rules"), list) else []
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
         rule_name: str | None = None
@@ -168,14 +168,22 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
             problems.add(f"{key} is only accepted by subscribe", rule=name, where=f"user.{key}")
             continue
         if key == "client_user_id" and api is Endpoint.UNSUBSCRIBE:
-            problems.add("unsubscribe identifies the user by phone or email only", rule=name, where="user.client_user_id")
+            problems.add(
+                "unsubscribe identifies the user by phone or email only",
+                rule=name,
+                where="user.client_user_id",
+            )
             continue
         n = node(raw, f"user.{key}")
         if n is not None:
             user.append((key, n))
     custom: list[tuple[str, Node]] = []
     if spec.user.custom_identifiers and api is Endpoint.UNSUBSCRIBE:
-        problems.add("unsubscribe identifies the user by phone or email only", rule=name, where="user.custom_identifiers")
+        problems.add(
+            "unsubscribe identifies the user by phone or email only",
+            rule=name,
+            where="user.custom_identifiers",
+        )
     else:
         for ident, raw in spec.user.custom_identifiers.items():
             n = node(raw, f"user.custom_identifiers.{ident}")
@@ -198,7 +206,9 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
     items: ItemsPlan | None = None
     if api in ECOMMERCE:
         if spec.items is None:
-            problems.add(f"{api.value} needs an items: section (from, product_id, variant_id, price)", rule=name)
+            problems.add(
+                f"{api.value} needs an items: section (from, product_id, variant_id, price)", rule=name
+            )
         else:
             items = _compile_items(spec, problems, node)
     elif spec.items is not None:
@@ -226,14 +236,19 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
         if n is not None:
             fields.append((key, n))
     if api is Endpoint.CUSTOM_EVENT and "type" not in spec.fields:
-        problems.add("custom_event needs fields.type (the event name, e.g. {literal: Order Shipped})", rule=name)
+        problems.add(
+            "custom_event needs fields.type (the event name, e.g. {literal: Order Shipped})", rule=name
+        )
     if api is Endpoint.CUSTOM_ATTRIBUTES and "properties" not in spec.fields:
         problems.add("custom_attributes needs fields.properties (the attributes to set)", rule=name)
-    if api is Endpoint.SUBSCRIBE and "signUpSourceId" not in spec.fields and not (
-        {"locale", "subscriptionType"} <= set(spec.fields)
+    if (
+        api is Endpoint.SUBSCRIBE
+        and "signUpSourceId" not in spec.fields
+        and not ({"locale", "subscriptionType"} <= set(spec.fields))
     ):
         problems.add(
-            "subscribe needs fields.signUpSourceId, or both fields.locale and fields.subscriptionType", rule=name
+            "subscribe needs fields.signUpSourceId, or both fields.locale and fields.subscriptionType",
+            rule=name,
         )
 
     # --- external event id

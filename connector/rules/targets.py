@@ -51,7 +51,9 @@ FIELDS: dict[Endpoint, dict[str, Target]] = {
             "an object {channelType}",
             fields={
                 "channelType": Target(
-                    STRING, "a sales channel", choices=("WEB", "IOS_APP", "ANDROID_APP", "IN_STORE", "PHONE", "OTHER")
+                    STRING,
+                    "a sales channel",
+                    choices=("WEB", "IOS_APP", "ANDROID_APP", "IN_STORE", "PHONE", "OTHER"),
                 )
             },
         ),
@@ -69,7 +71,10 @@ FIELDS: dict[Endpoint, dict[str, Target]] = {
         "locale": Target(
             OBJECT | STRING,
             "a locale: text like en-US, or an object {language, country}",
-            fields={"language": Target(STRING, "a language code"), "country": Target(STRING, "a country code")},
+            fields={
+                "language": Target(STRING, "a language code"),
+                "country": Target(STRING, "a country code"),
+            },
         ),
         "subscriptionType": Target(STRING, "a subscription type", choices=("MARKETING", "TRANSACTIONAL")),
         "singleOptIn": Target(BOOLEAN, "true or false"),
@@ -83,7 +88,9 @@ FIELDS: dict[Endpoint, dict[str, Target]] = {
                 "an object {type, channel}",
                 fields={
                     "type": Target(
-                        STRING, "a subscription type", choices=("MARKETING", "TRANSACTIONAL", "CHECKOUT_ABANDONED")
+                        STRING,
+                        "a subscription type",
+                        choices=("MARKETING", "TRANSACTIONAL", "CHECKOUT_ABANDONED"),
                     ),
                     "channel": Target(STRING, "a channel", choices=("TEXT", "EMAIL")),
                 },

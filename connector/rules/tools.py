@@ -25,7 +25,10 @@ DEFAULT_CONFIG = "config/connector.yaml"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, metavar="FILE", help=f"connector config file (default: {DEFAULT_CONFIG})"
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"connector config file (default: {DEFAULT_CONFIG})",
     )
 
 

@@ -20,6 +20,7 @@ any record had an error, 2 for a bad config or unreadable input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -41,11 +42,16 @@ from connector.types import RouteResult
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, metavar="FILE", help=f"connector config file (default: {DEFAULT_CONFIG})"
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"connector config file (default: {DEFAULT_CONFIG})",
     )
     parser.add_argument("--topic", required=True, help="the topic the records belong to")
     parser.add_argument("--input", required=True, metavar="F", help="Avro container file or JSON lines")
-    parser.add_argument("--format", choices=("avro", "json"), default="avro", help="input format (default: avro)")
+    parser.add_argument(
+        "--format", choices=("avro", "json"), default="avro", help="input format (default: avro)"
+    )
     parser.add_argument("--partition", type=int, default=0, help="partition to assume (default: 0)")
     parser.add_argument("--offset", type=int, default=0, help="offset of the first record (default: 0)")
     parser.add_argument(
@@ -145,7 +151,9 @@ def main(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     config = load_config(args.config)
     if args.topic not in config.topics:
-        raise ConfigError(f"--topic {args.topic!r} is not configured (configured: {', '.join(config.topics)})")
+        raise ConfigError(
+            f"--topic {args.topic!r} is not configured (configured: {', '.join(config.topics)})"
+        )
     now = _parse_now(args.now) if args.now else None
     router = Router.from_config(
         config,
@@ -158,6 +166,18 @@ def main(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     if not path.is_file():
         raise ConfigError(f"--input {path}: no such file")
     records = read_avro_file(path, schema) if args.format == "avro" else read_json_lines(path, schema)
+    try:
+        return _print_outcomes(router, args, records, out)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _print_outcomes(
+    router: Router, args: argparse.Namespace, records: Iterator[dict[str, Any] | DecodeError], out: TextIO
+) -> int:
     failed = False
     for i, item in enumerate(records):
         n = i + 1

@@ -183,8 +183,10 @@ def parse_node(raw: Any, where: str) -> Node:
         if "literal" in raw or "template" in raw:
             if len(raw) != 1:
                 raise NodeError(
-                    where, "{literal: ...} and {template: ...} take exactly one key (found: "
-                    + ", ".join(map(str, raw)) + ")"
+                    where,
+                    "{literal: ...} and {template: ...} take exactly one key (found: "
+                    + ", ".join(map(str, raw))
+                    + ")",
                 )
             if "literal" in raw:
                 return LiteralNode(raw["literal"])
@@ -197,7 +199,7 @@ def parse_node(raw: Any, where: str) -> Node:
 
 def parse_template(text: Any, where: str) -> TemplateNode:
     if not isinstance(text, str):
-        raise NodeError(where, "template must be text, e.g. {template: \"Order {{ title(kind) }}\"}")
+        raise NodeError(where, 'template must be text, e.g. {template: "Order {{ title(kind) }}"}')
     parts: list[str | Expr] = []
     pos = 0
     for m in _PLACEHOLDER.finditer(text):

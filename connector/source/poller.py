@@ -76,6 +76,9 @@ class Poller:
     :param topics: subscribe to these (group mode), or
     :param fixed_topic: assign all partitions of this topic and stop at its end offsets (replay mode).
     :param transform: message → :class:`Inbound` (runs on this thread).
+    :param capacity: how many more records the engine may hold (read from this thread). Each poll fetches at
+        most that many minus those handed over but not yet taken, so the engine's buffer bound holds even
+        before its pause command arrives.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Poller:
         metrics: Metrics,
         health: HealthState | None = None,
         transform: Callable[[KafkaMessage], Inbound] = inbound,
+        capacity: Callable[[], int] | None = None,
     ) -> None:
         if (topics is None) == (fixed_topic is None):
             raise ValueError("give exactly one of topics or fixed_topic")
@@ -104,6 +108,10 @@ class Poller:
         self._metrics = metrics
         self._health = health
         self._transform = transform
+        self._capacity = capacity
+        # Records handed to the loop (written by this thread) and taken by the engine (written by the loop).
+        self._handed = 0
+        self._landed = 0
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
@@ -177,7 +185,7 @@ class Poller:
                 self._apply_commands(consumer)
                 if self._stopping:
                     break
-                messages = consumer.consume(self._s.batch_size, self._s.timeout_s)
+                messages = consumer.consume(self._room(), self._s.timeout_s)
                 self._metrics.last_poll_timestamp.set(time.time())
                 if self._health is not None:
                     self._health.mark_poll()
@@ -195,6 +203,20 @@ class Poller:
             finally:
                 self._consumer = None
                 self._set_health(assignment_state="starting")
+
+    def _room(self) -> int:
+        """How many messages this poll may fetch (at least 1: consume() also serves the callbacks; the pause
+        the engine sends when full stops even that one)."""
+        if self._capacity is None:
+            return self._s.batch_size
+        room = self._capacity() - (self._handed - self._landed)
+        return max(1, min(self._s.batch_size, room))
+
+    def _landed_on_loop(self, batch: list[Inbound]) -> None:
+        try:
+            self._link.accept(batch)
+        finally:
+            self._landed += len(batch)
 
     def _apply_commands(self, consumer: KafkaConsumer) -> None:
         while True:
@@ -247,7 +269,8 @@ class Poller:
                     self._remaining.discard(tp)
             batch.append(self._transform(msg))
         if batch:
-            self._loop.call_soon_threadsafe(self._link.accept, batch)
+            self._handed += len(batch)
+            self._loop.call_soon_threadsafe(self._landed_on_loop, batch)
 
     def _on_message_error(self, err: Any) -> None:
         if err.code() == KafkaError._PARTITION_EOF:

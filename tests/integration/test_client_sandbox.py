@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from connector.attentive.client import AttentiveClient
 from connector.attentive.endpoints import Endpoint
+from connector.attentive.jsonio import dumps, loads
 from connector.attentive.models import build_body, external_event_id
 from connector.attentive.ratelimit import RateLimiter
 from connector.config import AttentiveSettings
@@ -92,7 +94,7 @@ async def test_every_endpoint_built_by_the_models_is_accepted(
     assert resp.status == (202 if endpoint in (Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE) else 200)
     [entry] = sb.sandbox.journal.entries()
     assert entry["record_id"] == "loyalty/3/99/1" and entry["status"] == resp.status
-    assert entry["body"] == json.loads(json.dumps(body, default=str), parse_float=Decimal)
+    assert entry["body"] == loads(dumps(body))
 
 
 async def test_prices_arrive_exact(start_sandbox: StartSandbox) -> None:
@@ -191,20 +193,18 @@ async def test_network_errors_connection_refused_and_timeout(start_sandbox: Star
 
 
 async def test_natural_429_carries_retry_after_and_holds_the_endpoint(start_sandbox: StartSandbox) -> None:
-    """A second client (another replica that does not know) exhausts the window; ours gets 429 + Retry-After."""
+    """Another replica (here: raw requests) used up this second's budget; ours gets 429 + Retry-After."""
     sb = await start_sandbox(rate_limits={Endpoint.UNSUBSCRIBE: 2})
     body = {"user": {"phone": PHONE}}
-    async with client_for(sb.url) as ours, client_for(sb.url) as other:
-        got: list[Any] = []
-        for _ in range(4):
-            try:
-                got.append(await other.send(Call(Endpoint.UNSUBSCRIBE, body, "o/0/1", "r")))
-            except RateLimitedError:
-                pass
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with client_for(sb.url) as ours, httpx.AsyncClient(base_url=sb.url, headers=headers) as other:
+        await asyncio.sleep(1.02 - time.time() % 1)  # start of a wall-clock second: all of it fits in one window
+        statuses = [(await other.post(Endpoint.UNSUBSCRIBE.path, json=body)).status_code for _ in range(2)]
+        assert statuses == [202, 202]
         with pytest.raises(RateLimitedError) as info:
             await ours.send(Call(Endpoint.UNSUBSCRIBE, body, "t/0/6", "r"))
         assert info.value.retry_after == 1.0
-        assert 0.9 < ours.limiter[Endpoint.UNSUBSCRIBE].delay() <= 1.0  # held for Retry-After
+        assert 0.9 < ours.limiter[Endpoint.UNSUBSCRIBE].delay() <= 1.01  # held for Retry-After (+ window margin)
         t0 = time.monotonic()
         resp = await ours.send(Call(Endpoint.UNSUBSCRIBE, body, "t/0/6", "r"))  # waits out the hold, then ok
         assert resp.status == 202 and time.monotonic() - t0 >= 0.9
@@ -229,18 +229,22 @@ async def drive(clients: list[AttentiveClient], endpoint: Endpoint, seconds: flo
     return counts
 
 
+# The throughput tests use a sandbox subprocess (conftest's ``sandbox_factory``, Attentive's default limits), so
+# the server's CPU is not on the clients' event loop — as with the real Attentive.
+
+
 @pytest.mark.parametrize(("endpoint", "limit", "seconds"), [(Endpoint.CUSTOM_EVENT, 150, 4.0),
                                                             (Endpoint.SUBSCRIBE, 10, 4.0)])
 async def test_full_throughput_at_attentive_limits_without_429s(
-    start_sandbox: StartSandbox, endpoint: Endpoint, limit: int, seconds: float
+    sandbox_factory: Callable[..., SandboxProcess], endpoint: Endpoint, limit: int, seconds: float
 ) -> None:
-    sb = await start_sandbox()
-    async with client_for(sb.url) as client:
+    sb = sandbox_factory()
+    async with client_for(sb.url, key=sb.api_key) as client:
         counts = await drive([client], endpoint, seconds)
     total = counts["ok"] + counts["429"]
     assert counts["429"] <= 0.005 * total, counts
     assert counts["ok"] >= 0.95 * limit * seconds, counts
-    assert sb.sandbox.journal.stats()["by_path"][endpoint.path].get("429", 0) == counts["429"]
+    assert sb.stats()["by_path"][endpoint.path].get("429", 0) == counts["429"]
 
 
 class DeafLimiter(RateLimiter):
@@ -253,23 +257,23 @@ class DeafLimiter(RateLimiter):
         pass
 
 
-async def test_replicas_sharing_a_key_slow_down_before_429s(start_sandbox: StartSandbox) -> None:
-    sb = await start_sandbox()
-    settings_rate = 150
-    async with client_for(sb.url) as a, client_for(sb.url) as b:
-        counts = await drive([a, b], Endpoint.CUSTOM_EVENT, 4.0, workers=16)
+async def test_replicas_sharing_a_key_slow_down_before_429s(sandbox_factory: Callable[..., SandboxProcess]) -> None:
+    """Two replicas, each allowed Attentive's full 150/s, share one key: the headers make them split it."""
+    sb = sandbox_factory()
+    async with client_for(sb.url, key=sb.api_key) as a, client_for(sb.url, key=sb.api_key) as b:
+        counts = await drive([a, b], Endpoint.CUSTOM_EVENT, 5.0, workers=16)
     total = counts["ok"] + counts["429"]
     assert counts["429"] <= 0.02 * total, counts
-    assert counts["ok"] >= 0.85 * settings_rate * 4.0, counts
+    assert counts["ok"] >= 0.8 * 150 * 5.0, counts
 
-    sb2 = await start_sandbox()
-    deaf = [client_for(sb2.url, limiter=DeafLimiter(AttentiveSettings())) for _ in range(2)]
+    sb2 = sandbox_factory()
+    deaf = [client_for(sb2.url, key=sb2.api_key, limiter=DeafLimiter(AttentiveSettings())) for _ in range(2)]
     try:
         control = await drive(deaf, Endpoint.CUSTOM_EVENT, 2.0, workers=16)
     finally:
         for c in deaf:
             await c.aclose()
-    assert control["429"] >= 0.3 * (control["ok"] + control["429"]), control
+    assert control["429"] >= 0.2 * (control["ok"] + control["429"]), control
 
 
 def test_check_auth_command_against_the_sandbox_process() -> None:

@@ -62,5 +62,7 @@ def test_401_window_pauses_not_ready_no_dead_letters_and_resumes(
     assert read_all(kafka_bootstrap, stack.dlq("loyalty")) == []
     statuses = [e["status"] for e in JournalView.of(sandbox).entries]
     assert 401 in statuses
-    # Paused, not hammering: the refused key is not retried per record while the gate is closed.
-    assert statuses.count(401) < 100
+    # Paused, not hammering: only the requests already on the wire when the key was refused get a 401 (at most
+    # max_in_flight); the rest wait at the gate and /v1/me is checked every auth_check_interval_s.
+    print(f"\n401 window: {statuses.count(401)} record requests answered 401")
+    assert statuses.count(401) <= 2 * 8

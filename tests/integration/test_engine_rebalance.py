@@ -69,7 +69,7 @@ def test_no_duplicates_across_sigterm_and_restart(
         t0 = time.monotonic()
         assert first.terminate() == 0
         stop_s = time.monotonic() - t0
-        assert "stopped (drained)" in first.log_text()
+        assert "stopped (drained)" in first.log_text(), first.log_text()[-6000:]
     finally:
         first.stop_quietly()
     assert delivered_fraction(sandbox, calls) < 1.0, "finished before the stop: the test proves nothing"

@@ -67,7 +67,9 @@ def config_for(tmp_path: Path, rules: str | Path, **kw: Any) -> ConnectorConfig:
     return load_config(write_config(tmp_path, rules, **kw), env={})
 
 
-def router_for(tmp_path: Path, rules: str | Path, *, registry_client: Any = None, clock: Any = None, **kw: Any) -> Router:
+def router_for(
+    tmp_path: Path, rules: str | Path, *, registry_client: Any = None, clock: Any = None, **kw: Any
+) -> Router:
     config = config_for(tmp_path, rules, **kw)
     extra: dict[str, Any] = {}
     if clock is not None:

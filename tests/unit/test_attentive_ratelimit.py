@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 
 import pytest
@@ -199,11 +200,13 @@ async def test_concurrent_waiters_are_spaced_and_re_reserve_after_a_hold() -> No
 
 
 async def simulate(
-    replicas: int, rate: float, limit: int, seconds: float, *, feedback: bool = True
+    replicas: int, rate: float, limit: int, seconds: float, *, feedback: bool = True, jitter_s: float = 0.0
 ) -> tuple[float, float]:
-    """``replicas`` clients sharing one endpoint's fixed window, 2 ms round trips, answers fed back.
+    """``replicas`` clients sharing one endpoint's fixed window, answers fed back. Each request reaches the
+    server 1 ms (+ up to ``jitter_s``: scheduling lag, network) after its slot; the answer takes 1 ms more.
 
     Returns (throughput as a share of the limit, share of requests answered 429)."""
+    rng = random.Random(42)
     vt = VirtualTime(start=5000.3)
     lims = [EndpointLimiter(rate, clock=vt.clock, sleep=vt.sleep) for _ in range(replicas)]
     window = FixedWindow(limit)
@@ -223,23 +226,26 @@ async def simulate(
                     owner.hold(decision.retry_after_s)
             continue
         await lim.acquire()  # advances virtual time to the slot
-        decision = window.take(vt.now + 0.001)
+        arrives = vt.now + 0.001 + rng.uniform(0, jitter_s)
+        decision = window.take(arrives)
         ok += decision.allowed
         denied += not decision.allowed
-        in_flight.append((vt.now + 0.002, lim, decision, vt.now))
+        in_flight.append((arrives + 0.001, lim, decision, vt.now))
     return ok / (seconds * limit), denied / (ok + denied)
 
 
+@pytest.mark.parametrize("jitter_s", [0.0, 0.02])
 @pytest.mark.parametrize("limit", [150, 10, 5])
-async def test_alone_full_throughput_without_429s(limit: int) -> None:
-    throughput, denied = await simulate(1, limit, limit, 20)
+async def test_alone_full_throughput_without_429s(limit: int, jitter_s: float) -> None:
+    throughput, denied = await simulate(1, limit, limit, 20, jitter_s=jitter_s)
     assert throughput >= 0.95
     assert denied == 0
 
 
+@pytest.mark.parametrize("jitter_s", [0.0, 0.01])
 @pytest.mark.parametrize(("replicas", "limit"), [(2, 150), (4, 150), (8, 150), (3, 10), (3, 5)])
-async def test_replicas_sharing_a_key_back_off_before_429s(replicas: int, limit: int) -> None:
-    throughput, denied = await simulate(replicas, limit, limit, 20)
+async def test_replicas_sharing_a_key_back_off_before_429s(replicas: int, limit: int, jitter_s: float) -> None:
+    throughput, denied = await simulate(replicas, limit, limit, 20, jitter_s=jitter_s)
     assert denied <= 0.005
     assert throughput >= 0.9
 

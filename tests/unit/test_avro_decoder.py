@@ -159,7 +159,9 @@ def test_unknown_schema_id_is_permanent_and_remembered() -> None:
 
 def test_non_avro_and_unparsable_writer_schemas_are_unknown_schema() -> None:
     client = mock_registry()
-    proto_id = client.register_schema("p-value", Schema('syntax = "proto3"; message M {}', schema_type="PROTOBUF"))
+    proto_id = client.register_schema(
+        "p-value", Schema('syntax = "proto3"; message M {}', schema_type="PROTOBUF")
+    )
     d = Decoder("orders", schema("orders"), Encoding.CONFLUENT, writer_schemas=WriterSchemas(client))
     with pytest.raises(DecodeError) as err:
         d.decode(b"\x00" + proto_id.to_bytes(4, "big") + b"\x00")
@@ -189,7 +191,9 @@ class _FailingClient:
     ],
 )
 def test_registry_unreachable_is_transient(exc: BaseException) -> None:
-    d = Decoder("orders", schema("orders"), Encoding.CONFLUENT, writer_schemas=WriterSchemas(_FailingClient(exc)))
+    d = Decoder(
+        "orders", schema("orders"), Encoding.CONFLUENT, writer_schemas=WriterSchemas(_FailingClient(exc))
+    )
     value = b"\x00\x00\x00\x00\x07\x02"
     with pytest.raises(RegistryUnavailableError) as err:
         d.decode(value)
@@ -244,3 +248,23 @@ def test_decoder_reads_what_fastavro_writes_with_the_plain_schema() -> None:
     out = Decoder("loyalty", schema("loyalty"), Encoding.RAW).decode(buf.getvalue())
     assert out["previous_tier"] == "SILVER" and out["points_delta"] == 0
     assert out["occurred_at"] == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+
+
+def test_registry_client_from_config() -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from connector.avro.registry import make_registry_client
+    from connector.config import SchemaRegistrySettings
+
+    client = make_registry_client(SchemaRegistrySettings(url="http://127.0.0.1:1", client={"max.retries": "0"}))
+    assert isinstance(client, SchemaRegistryClient)
+    assert client._rest_client.max_retries == 0  # text from YAML/env became the number the client needs
+    default = make_registry_client(SchemaRegistrySettings(url="http://127.0.0.1:1"))
+    assert default._rest_client.max_retries == 1 and default._rest_client.retries_wait_ms == 200
+    assert type(make_registry_client(SchemaRegistrySettings(url="mock://t"))).__name__ == "MockSchemaRegistryClient"
+    with pytest.raises(ConfigError, match=r"kafka.schema_registry.client.timeout: must be a number"):
+        make_registry_client(SchemaRegistrySettings(url="http://x", client={"timeout": "soon"}))
+    with pytest.raises(ConfigError, match="kafka.schema_registry: Invalid url ftp://x"):
+        make_registry_client(SchemaRegistrySettings(url="ftp://x"))
+    with pytest.raises(ConfigError, match="Unrecognized properties: bogus.key"):
+        make_registry_client(SchemaRegistrySettings(url="http://x", client={"bogus.key": "1"}))

@@ -24,7 +24,9 @@ def older_writer() -> dict[str, Any]:
     items, and a customer without email."""
     raw = copy.deepcopy(_reader())
     raw["fields"] = [
-        f for f in raw["fields"] if f["name"] not in ("order_status_url", "refund_amount", "cancel_reason", "channel")
+        f
+        for f in raw["fields"]
+        if f["name"] not in ("order_status_url", "refund_amount", "cancel_reason", "channel")
     ]
     customer = next(f for f in raw["fields"] if f["name"] == "customer")
     customer["type"]["fields"] = [f for f in customer["type"]["fields"] if f["name"] != "email"]
@@ -67,9 +69,13 @@ def _records() -> dict[str, dict[str, Any]]:
 
 def test_old_and_new_writers_decode_into_the_reader_shape_and_route_the_same(tmp_path: Path) -> None:
     client = mock_registry()
-    router = router_for(tmp_path, SHIPPED_RULES, registry_client=client,
-                        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
-                        registry_url="mock://unused")
+    router = router_for(
+        tmp_path,
+        SHIPPED_RULES,
+        registry_client=client,
+        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
+        registry_url="mock://unused",
+    )
     writers = {"old": older_writer(), "current": _reader(), "new": newer_writer()}
     records = _records()
     results = {}

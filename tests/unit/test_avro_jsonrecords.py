@@ -17,9 +17,13 @@ from tests.unit.avro_rules_support import mock_registry, order, schema, signup
 
 
 def test_from_json_converts_logical_types_and_fills_defaults() -> None:
-    out = from_json(schema("orders"), order(occurred_at=1_741_962_600_000, items=[
-        {"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": 19.99}}
-    ]))
+    out = from_json(
+        schema("orders"),
+        order(
+            occurred_at=1_741_962_600_000,
+            items=[{"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": 19.99}}],
+        ),
+    )
     assert out["occurred_at"] == datetime(2025, 3, 14, 14, 30, tzinfo=UTC)
     price = out["items"][0]["unit_price"]
     assert price == {"amount": Decimal("19.99"), "currency": "USD"}  # float read through str: exact
@@ -38,10 +42,18 @@ def test_from_json_converts_logical_types_and_fills_defaults() -> None:
         (order(occurred_at="2025-03-14 14:30"), r"occurred_at: timestamp needs a UTC offset"),
         (order(occurred_at="yesterday"), r"occurred_at: timestamp must be ISO 8601"),
         (order(occurred_at=None), r"occurred_at: expected a timestamp string or epoch millis, got null"),
-        (order(items=[{"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": "abc"}}]),
-         r"items\[0\].unit_price.amount: not a decimal number"),
-        (order(items=[{"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": True}}]),
-         r"amount: expected a decimal number or string, got boolean"),
+        (
+            order(
+                items=[{"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": "abc"}}]
+            ),
+            r"items\[0\].unit_price.amount: not a decimal number",
+        ),
+        (
+            order(
+                items=[{"product_id": "P", "variant_id": "V", "name": "N", "unit_price": {"amount": True}}]
+            ),
+            r"amount: expected a decimal number or string, got boolean",
+        ),
         (order(items={"product_id": "P"}), r"items: expected an array, got object"),
         (order(customer="c1"), r"customer: expected an object, got string"),
         (order(order_id=5), r"order_id: expected string, got number"),
@@ -71,10 +83,20 @@ def test_to_json_is_the_inverse_of_from_json() -> None:
 
 
 def test_jsonable_and_rfc3339() -> None:
-    value = {"d": date(2025, 1, 2), "t": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "n": [Decimal("1.50"), None],
-             "tm": time(1, 2), "b": b"\x01\xff"}
-    assert jsonable(value) == {"d": "2025-01-02", "t": "2025-01-02T03:04:05.000Z", "n": [Decimal("1.50"), None],
-                               "tm": "01:02:00", "b": "01ff"}
+    value = {
+        "d": date(2025, 1, 2),
+        "t": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "n": [Decimal("1.50"), None],
+        "tm": time(1, 2),
+        "b": b"\x01\xff",
+    }
+    assert jsonable(value) == {
+        "d": "2025-01-02",
+        "t": "2025-01-02T03:04:05.000Z",
+        "n": [Decimal("1.50"), None],
+        "tm": "01:02:00",
+        "b": "01ff",
+    }
     assert rfc3339(datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02T03:04:05.000Z"  # naive = UTC
 
 
@@ -112,15 +134,27 @@ class _Refusing:
 
 def test_encoder_registry_failures() -> None:
     record = from_json(schema("orders"), order())
-    refused = Encoder(schema("orders"), Encoding.CONFLUENT, registry_client=_Refusing(
-        SchemaRegistryError(409, 409, "incompatible")), subject="orders-value")
+    refused = Encoder(
+        schema("orders"),
+        Encoding.CONFLUENT,
+        registry_client=_Refusing(SchemaRegistryError(409, 409, "incompatible")),
+        subject="orders-value",
+    )
     with pytest.raises(EncodeError, match="refused the schema for orders-value"):
         refused.encode(record)
-    down = Encoder(schema("orders"), Encoding.CONFLUENT, registry_client=_Refusing(ConnectionRefusedError()),
-                   subject="orders-value")
+    down = Encoder(
+        schema("orders"),
+        Encoding.CONFLUENT,
+        registry_client=_Refusing(ConnectionRefusedError()),
+        subject="orders-value",
+    )
     with pytest.raises(RegistryUnavailableError, match="unreachable"):
         down.encode(record)
-    sick = Encoder(schema("orders"), Encoding.CONFLUENT, registry_client=_Refusing(
-        SchemaRegistryError(503, 50301, "down")), subject="orders-value")
+    sick = Encoder(
+        schema("orders"),
+        Encoding.CONFLUENT,
+        registry_client=_Refusing(SchemaRegistryError(503, 50301, "down")),
+        subject="orders-value",
+    )
     with pytest.raises(RegistryUnavailableError, match="schema registry failed"):
         sick.encode(record)

@@ -63,7 +63,12 @@ def test_orders_schema_has_every_construct_the_issue_asks_for() -> None:
 
 def test_loyalty_and_signups_schemas() -> None:
     loyalty = load_schema(SCHEMAS / "loyalty.avsc").type
-    assert loyalty.fields["kind"].symbols == ("POINTS_EARNED", "POINTS_REDEEMED", "POINTS_EXPIRED", "TIER_CHANGED")
+    assert loyalty.fields["kind"].symbols == (
+        "POINTS_EARNED",
+        "POINTS_REDEEMED",
+        "POINTS_EXPIRED",
+        "TIER_CHANGED",
+    )
     assert loyalty.fields["previous_tier"].non_null().kind == "enum"  # a named-type reference
     signups = load_schema(SCHEMAS / "signups.avsc").type
     assert signups.fields["channel"].symbols == ("SMS", "EMAIL")
@@ -86,7 +91,9 @@ def test_load_schema_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be an Avro record"):
         load_schema(not_record)
     bad_avro = tmp_path / "badavro.avsc"
-    bad_avro.write_text(json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "nosuch"}]}))
+    bad_avro.write_text(
+        json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "nosuch"}]})
+    )
     with pytest.raises(ConfigError, match="not a valid Avro schema"):
         load_schema(bad_avro)
 
@@ -100,7 +107,10 @@ def test_type_tree_handles_recursion_and_named_references() -> None:
             "fields": [
                 {"name": "value", "type": "long"},
                 {"name": "next", "type": ["null", "Node"], "default": None},
-                {"name": "tags", "type": {"type": "map", "values": {"type": "fixed", "name": "F", "size": 2}}},
+                {
+                    "name": "tags",
+                    "type": {"type": "map", "values": {"type": "fixed", "name": "F", "size": 2}},
+                },
             ],
         }
     )

@@ -259,14 +259,20 @@ async def test_lost_partitions_are_dropped_without_a_position() -> None:
     await rig.close()
 
 
-async def test_drain_finishes_what_it_can_then_reports() -> None:
-    sender = FakeSender(latency_s=0.02)
+async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None:
+    sender = FakeSender(latency_s=0.05)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
-    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)])
+    # Keys k0..k9 each have one record in flight; k0 also has 3 more queued behind its first.
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)] + [rec(10 + i, key=b"k0") for i in range(3)])
+    await asyncio.sleep(0.01)
     assert await rig.engine.drain(2.0)
     assert "shutdown" in rig.source.paused
-    assert rig.engine.positions() == {T0: 10}
+    assert sorted(sender.delivered) == sorted(f"orders/0/{i}" for i in range(10))
+    assert rig.engine.positions() == {T0: 10}  # the 3 queued ones come back after a restart
+    assert rig.engine.stats()["pending"] == 3
+    rig.engine.accept([rec(13, key=b"k5")])  # arriving after the stop: not taken
+    assert rig.engine.stats()["consumed"] == 13
     await rig.close()
 
 
@@ -275,6 +281,7 @@ async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
     rig.engine.accept([rec(0)])
+    await asyncio.sleep(0.01)  # in flight
     assert not await rig.engine.drain(0.1)
     assert rig.engine.positions() == {T0: 0}
     await rig.close()

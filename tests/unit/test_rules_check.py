@@ -11,7 +11,9 @@ from connector.rules.table import check_rule_table
 from tests.unit.avro_rules_support import config_for
 
 
-def problems(tmp_path: Path, rule_body: str, *, api: str = "custom_event", topic: str = "orders") -> list[str]:
+def problems(
+    tmp_path: Path, rule_body: str, *, api: str = "custom_event", topic: str = "orders"
+) -> list[str]:
     rules = f"rules:\n  - name: r\n    topics: [{topic}]\n    api: {api}\n{rule_body}"
     config = config_for(tmp_path, rules)
     _, found = check_rule_table(config.resolve(config.rules_file), load_topic_schemas(config))
@@ -35,8 +37,12 @@ def test_misspelled_field_names_the_schema_and_the_fix(tmp_path: Path) -> None:
 def test_quoted_identifier_instead_of_text(tmp_path: Path) -> None:
     found = problems(tmp_path, '    when: kind == "ORDER_SHIPPED"\n' + EVENT)
     assert len(found) == 1
-    assert found[0].startswith("rule 'r': when: 'kind == \"ORDER_SHIPPED\"': field 'ORDER_SHIPPED' is not in record")
-    assert found[0].endswith("to compare with the text ORDER_SHIPPED, quote it with single quotes: 'ORDER_SHIPPED'")
+    assert found[0].startswith(
+        "rule 'r': when: 'kind == \"ORDER_SHIPPED\"': field 'ORDER_SHIPPED' is not in record"
+    )
+    assert found[0].endswith(
+        "to compare with the text ORDER_SHIPPED, quote it with single quotes: 'ORDER_SHIPPED'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,15 +66,27 @@ def test_quoted_identifier_instead_of_text(tmp_path: Path) -> None:
     ],
 )
 def test_paths_are_walked_through_every_kind_of_expression(tmp_path: Path, source: str, message: str) -> None:
-    found = problems(tmp_path, EVENT + f"      properties:\n        x: \"{source}\"\n")
+    found = problems(tmp_path, EVENT + f'      properties:\n        x: "{source}"\n')
     assert len(found) == 1 and message in found[0], found
 
 
 @pytest.mark.parametrize(
     "source",
-    ["items[].unit_price.amount", "sum(items[].quantity)", "items[*].name", "shipment.*", "merge(totals, `{}`)",
-     "not_null(order_id, customer.id)", "to_string(occurred_at)", "@", "max_by(items, &quantity).name",
-     "items[-1].product_url", "items[0:2].name", "`{\"a\": 1}`.a", "keys(customer)"],
+    [
+        "items[].unit_price.amount",
+        "sum(items[].quantity)",
+        "items[*].name",
+        "shipment.*",
+        "merge(totals, `{}`)",
+        "not_null(order_id, customer.id)",
+        "to_string(occurred_at)",
+        "@",
+        "max_by(items, &quantity).name",
+        "items[-1].product_url",
+        "items[0:2].name",
+        '`{"a": 1}`.a',
+        "keys(customer)",
+    ],
 )
 def test_valid_expressions_pass(tmp_path: Path, source: str) -> None:
     assert problems(tmp_path, EVENT + f"      properties:\n        x: '{source}'\n") == []
@@ -86,22 +104,36 @@ ITEMS = """    user: {email: customer.email}
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("price: unit_price.amount", "price: name"),
-         "items.price: 'name' is string in orders.avsc; Attentive expects a number (decimal, int, long, float or "
-         "double)"),
-        (("price: unit_price.amount", "price: unit_price"),
-         "items.price: 'unit_price' is record Money in orders.avsc; Attentive expects a number"),
-        (("price: unit_price.amount", "price: {literal: '19.99'}"),
-         "items.price: the literal is string; Attentive expects a number"),
-        (("price: unit_price.amount", "price: unit_price.amount\n      quantity: name"),
-         "items.quantity: 'name' is string in orders.avsc; Attentive expects a whole number (int or long)"),
-        (("price: unit_price.amount", "price: unit_price.amount\n      currency: unit_price"),
-         "items.currency: 'unit_price' is record Money in orders.avsc; Attentive expects an ISO 4217"),
+        (
+            ("price: unit_price.amount", "price: name"),
+            "items.price: 'name' is string in orders.avsc; Attentive expects a number (decimal, int, long, float or "
+            "double)",
+        ),
+        (
+            ("price: unit_price.amount", "price: unit_price"),
+            "items.price: 'unit_price' is record Money in orders.avsc; Attentive expects a number",
+        ),
+        (
+            ("price: unit_price.amount", "price: {literal: '19.99'}"),
+            "items.price: the literal is string; Attentive expects a number",
+        ),
+        (
+            ("price: unit_price.amount", "price: unit_price.amount\n      quantity: name"),
+            "items.quantity: 'name' is string in orders.avsc; Attentive expects a whole number (int or long)",
+        ),
+        (
+            ("price: unit_price.amount", "price: unit_price.amount\n      currency: unit_price"),
+            "items.currency: 'unit_price' is record Money in orders.avsc; Attentive expects an ISO 4217",
+        ),
         (("from: items", "from: customer"), "items.from: 'customer' is record Customer, not a list"),
-        (("product_id: product_id", "product_id: unit_price"),
-         "items.product_id: 'unit_price' is record Money in orders.avsc; Attentive expects an identifier"),
-        (("user: {email: customer.email}", "user: {email: items}"),
-         "user.email: 'items' is array<record LineItem> in orders.avsc; Attentive expects an email address"),
+        (
+            ("product_id: product_id", "product_id: unit_price"),
+            "items.product_id: 'unit_price' is record Money in orders.avsc; Attentive expects an identifier",
+        ),
+        (
+            ("user: {email: customer.email}", "user: {email: items}"),
+            "user.email: 'items' is array<record LineItem> in orders.avsc; Attentive expects an email address",
+        ),
     ],
 )
 def test_item_and_user_types(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -112,10 +144,15 @@ def test_item_and_user_types(tmp_path: Path, change: tuple[str, str], message: s
 @pytest.mark.parametrize(
     ("properties", "message"),
     [
-        ("        Interests: interests\n",
-         "fields.properties.Interests: 'interests' is array<string> in signups.avsc; Attentive expects a single "
-         "value (text, number, boolean, date)"),
-        ("        Profile: customer\n", "'customer' is record Customer in signups.avsc; Attentive expects a single value"),
+        (
+            "        Interests: interests\n",
+            "fields.properties.Interests: 'interests' is array<string> in signups.avsc; Attentive expects a single "
+            "value (text, number, boolean, date)",
+        ),
+        (
+            "        Profile: customer\n",
+            "'customer' is record Customer in signups.avsc; Attentive expects a single value",
+        ),
         ("        Tags: {literal: [a, b]}\n", "the literal is array; Attentive expects a single value"),
     ],
 )
@@ -127,18 +164,35 @@ def test_custom_attribute_values_must_be_scalars(tmp_path: Path, properties: str
 
 def test_custom_attributes_from_a_whole_record_or_map(tmp_path: Path) -> None:
     body = "    user: {email: customer.email}\n    fields:\n      properties: {properties}\n"
-    assert problems(tmp_path, body.replace("{properties}", "attributes"), api="custom_attributes", topic="signups") == []
-    assert problems(tmp_path, body.replace("{properties}", "'merge(attributes, {First: first_name})'"),
-                    api="custom_attributes", topic="signups") == []
-    found = problems(tmp_path, body.replace("{properties}", "consent"), api="custom_attributes", topic="signups")
+    assert (
+        problems(
+            tmp_path, body.replace("{properties}", "attributes"), api="custom_attributes", topic="signups"
+        )
+        == []
+    )
+    assert (
+        problems(
+            tmp_path,
+            body.replace("{properties}", "'merge(attributes, {First: first_name})'"),
+            api="custom_attributes",
+            topic="signups",
+        )
+        == []
+    )
+    found = problems(
+        tmp_path, body.replace("{properties}", "consent"), api="custom_attributes", topic="signups"
+    )
     assert found == []  # a record of scalars is fine
-    found = problems(tmp_path, body.replace("{properties}", "'{a: interests}'"), api="custom_attributes",
-                     topic="signups")
+    found = problems(
+        tmp_path, body.replace("{properties}", "'{a: interests}'"), api="custom_attributes", topic="signups"
+    )
     assert found == [
         "rule 'r': fields.properties: custom attribute 'a' would be array<string>; attribute values must be single "
         "values (text, number, boolean, date)"
     ]
-    found = problems(tmp_path, body.replace("{properties}", "first_name"), api="custom_attributes", topic="signups")
+    found = problems(
+        tmp_path, body.replace("{properties}", "first_name"), api="custom_attributes", topic="signups"
+    )
     assert "Attentive expects an object of attribute values" in found[0]
 
 
@@ -152,24 +206,43 @@ SUB = """    user: {phone: customer.phone}
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("consent.type", "consent.status"),
-         "fields.subscriptionType: enum ConsentStatus has symbols Attentive does not accept: OPT_IN, OPT_OUT "
-         "(accepted: MARKETING, TRANSACTIONAL)"),
-        (("consent.type", "{literal: MARKETNG}"),
-         "fields.subscriptionType: 'MARKETNG' is not accepted; use one of MARKETING, TRANSACTIONAL"),
-        (("locale: locale", "locale: interests"),
-         "fields.locale: 'interests' is array<string> in signups.avsc; Attentive expects a locale"),
-        (("locale: locale", "locale: {language: locale, county: locale}"),
-         "fields.locale.county: unknown key (Attentive expects language, country); did you mean 'country'?"),
-        (("subscriptionType: consent.type", "subscriptionType: consent.type\n      singleOptIn: channel"),
-         "fields.singleOptIn: 'channel' is enum SignupChannel in signups.avsc; Attentive expects true or false"),
+        (
+            ("consent.type", "consent.status"),
+            "fields.subscriptionType: enum ConsentStatus has symbols Attentive does not accept: OPT_IN, OPT_OUT "
+            "(accepted: MARKETING, TRANSACTIONAL)",
+        ),
+        (
+            ("consent.type", "{literal: MARKETNG}"),
+            "fields.subscriptionType: 'MARKETNG' is not accepted; use one of MARKETING, TRANSACTIONAL",
+        ),
+        (
+            ("locale: locale", "locale: interests"),
+            "fields.locale: 'interests' is array<string> in signups.avsc; Attentive expects a locale",
+        ),
+        (
+            ("locale: locale", "locale: {language: locale, county: locale}"),
+            "fields.locale.county: unknown key (Attentive expects language, country); did you mean 'country'?",
+        ),
+        (
+            ("subscriptionType: consent.type", "subscriptionType: consent.type\n      singleOptIn: channel"),
+            "fields.singleOptIn: 'channel' is enum SignupChannel in signups.avsc; Attentive expects true or false",
+        ),
         (("subscriptionType: consent.type", "subscriptionType: {template: 'x {{ channel }}'}"), None),
-        (("subscriptionType: consent.type", "subscriptionType: consent.type\n      singleOptIn: {template: x}"),
-         "fields.singleOptIn: a template makes text; Attentive expects true or false here"),
-        (("subscriptionType: consent.type", "subscriptionType: [consent.type]"),
-         "fields.subscriptionType: a list is not accepted here; Attentive expects a subscription type"),
-        (("subscriptionType: consent.type", "subscriptionType: {a: consent.type}"),
-         "fields.subscriptionType: a mapping makes an object; Attentive expects a subscription type here"),
+        (
+            (
+                "subscriptionType: consent.type",
+                "subscriptionType: consent.type\n      singleOptIn: {template: x}",
+            ),
+            "fields.singleOptIn: a template makes text; Attentive expects true or false here",
+        ),
+        (
+            ("subscriptionType: consent.type", "subscriptionType: [consent.type]"),
+            "fields.subscriptionType: a list is not accepted here; Attentive expects a subscription type",
+        ),
+        (
+            ("subscriptionType: consent.type", "subscriptionType: {a: consent.type}"),
+            "fields.subscriptionType: a mapping makes an object; Attentive expects a subscription type here",
+        ),
     ],
 )
 def test_subscribe_field_types(tmp_path: Path, change: tuple[str, str], message: str | None) -> None:
@@ -200,7 +273,10 @@ def test_purchase_sales_channel_enum_matches_attentive(tmp_path: Path) -> None:
     assert problems(tmp_path, body, api="ecommerce.purchase") == []
     bad = ITEMS + "    fields:\n      salesChannel: {channelType: kind}\n"
     found = problems(tmp_path, bad, api="ecommerce.purchase")
-    assert len(found) == 1 and "enum OrderEventKind has symbols Attentive does not accept: PRODUCT_VIEWED" in found[0]
+    assert (
+        len(found) == 1
+        and "enum OrderEventKind has symbols Attentive does not accept: PRODUCT_VIEWED" in found[0]
+    )
 
 
 def test_occurred_at_and_ids_accept_their_natural_types(tmp_path: Path) -> None:

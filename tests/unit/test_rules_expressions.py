@@ -78,8 +78,16 @@ def test_fast_path_equals_jmespath(record: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("source", "record", "expected"),
     [
-        ("sum(items[].unit_price.amount)", {"items": [{"unit_price": {"amount": Decimal("1.10")}},
-                                                     {"unit_price": {"amount": Decimal("2.25")}}]}, Decimal("3.35")),
+        (
+            "sum(items[].unit_price.amount)",
+            {
+                "items": [
+                    {"unit_price": {"amount": Decimal("1.10")}},
+                    {"unit_price": {"amount": Decimal("2.25")}},
+                ]
+            },
+            Decimal("3.35"),
+        ),
         ("max(items[].p)", {"items": [{"p": Decimal("3")}, {"p": Decimal("9.5")}]}, Decimal("9.5")),
         ("totals.total > `100`", {"totals": {"total": Decimal("100.01")}}, True),
         ("to_string(p)", {"p": Decimal("19.90")}, "19.90"),
@@ -101,8 +109,11 @@ def test_fast_path_equals_jmespath(record: dict[str, Any]) -> None:
         ("replace(a, '_', ' ')", {"a": "A_B"}, "A B"),
         ("join(', ', interests)", {"interests": ["yoga", "travel"]}, "yoga, travel"),
         ("length(items)", {"items": [1, 2, 3]}, 3),
-        ("items[?quantity > `1`].name", {"items": [{"name": "a", "quantity": 2}, {"name": "b", "quantity": 1}]},
-         ["a"]),
+        (
+            "items[?quantity > `1`].name",
+            {"items": [{"name": "a", "quantity": 2}, {"name": "b", "quantity": 1}]},
+            ["a"],
+        ),
     ],
 )
 def test_functions_on_decoded_values(source: str, record: dict[str, Any], expected: Any) -> None:
@@ -139,15 +150,26 @@ def test_jmespath_truthiness() -> None:
 
 
 def test_value_nodes() -> None:
-    record = {"kind": "ORDER_SHIPPED", "n": 2, "s": None, "t": datetime(2025, 1, 2, tzinfo=UTC), "d": date(2025, 1, 3),
-              "p": Decimal("1.5"), "ok": True, "l": [1, {"a": 2}]}
+    record = {
+        "kind": "ORDER_SHIPPED",
+        "n": 2,
+        "s": None,
+        "t": datetime(2025, 1, 2, tzinfo=UTC),
+        "d": date(2025, 1, 3),
+        "p": Decimal("1.5"),
+        "ok": True,
+        "l": [1, {"a": 2}],
+    }
     assert evaluator(parse_node("kind", "x"))(record) == "ORDER_SHIPPED"
     assert evaluator(parse_node({"literal": "Order Shipped"}, "x"))(record) == "Order Shipped"
     assert evaluator(parse_node({"literal": {"a": [1]}}, "x"))(record) == {"a": [1]}
     assert evaluator(parse_node(5, "x"))(record) == 5 and evaluator(parse_node(False, "x"))(record) is False
     t = parse_node({"template": "{{ title(kind) }}: {{n}} at {{ t }} / {{d}} {{p}} {{ok}} {{l}}"}, "x")
     assert isinstance(t, TemplateNode)
-    assert evaluator(t)(record) == 'Order Shipped: 2 at 2025-01-02T00:00:00.000Z / 2025-01-03 1.5 true [1,{"a":2}]'
+    assert (
+        evaluator(t)(record)
+        == 'Order Shipped: 2 at 2025-01-02T00:00:00.000Z / 2025-01-03 1.5 true [1,{"a":2}]'
+    )
     assert evaluator(parse_node({"template": "x {{ s }}"}, "x"))(record) is None  # a missing value is missing
     assert evaluator(parse_node({"template": "plain"}, "x"))(record) == "plain"
     nested = parse_node({"a": "n", "b": "s", "c": [{"literal": "L"}, "kind"]}, "x")
@@ -161,7 +183,10 @@ def test_value_nodes() -> None:
     [
         ("", "empty expression"),
         (None, r"empty value \(remove the key, or write \{literal: ...\}\)"),
-        ("Order Shipped", r"invalid JMESPath 'Order Shipped'.*to send this text as is, write \{literal: ...\}"),
+        (
+            "Order Shipped",
+            r"invalid JMESPath 'Order Shipped'.*to send this text as is, write \{literal: ...\}",
+        ),
         ({"literal": 1, "template": "x"}, "take exactly one key"),
         ({"template": 5}, "template must be text"),
         ({"template": "a {{ }} b"}, "empty placeholder"),

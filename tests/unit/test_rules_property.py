@@ -10,13 +10,14 @@ that are not phones, text with the characters Attentive forbids, blank strings),
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.attentive.jsonio import dumps, loads
@@ -28,8 +29,14 @@ from connector.rules.router import Router
 from connector.types import RouteResult, SourceRecord
 from tests.unit.avro_rules_support import NOW, SCHEMAS, SHIPPED_RULES, router_for, schema
 
-VALID_PHONES = ["(201) 555-0123", "212-555-0199", "+1 415 555 0100", "6175550142", "+44 7911 123456",
-                "+1-312-555-0199"]
+VALID_PHONES = [
+    "(201) 555-0123",
+    "212-555-0199",
+    "+1 415 555 0100",
+    "6175550142",
+    "+44 7911 123456",
+    "+1-312-555-0199",
+]
 BAD_PHONES = ["555-0100", "12345", "+1 000 000 0000", "call me", "", " "]
 EMAILS = ["ava@example.com", "li.chen+promo@shop.example.co.uk", "maya@example.com"]
 BAD_EMAILS = ["not-an-email", "", "a@b", "@example.com"]
@@ -43,7 +50,9 @@ def _text() -> st.SearchStrategy[str]:
 
 def _string_for(field: str) -> st.SearchStrategy[Any]:
     if field == "phone":
-        return st.one_of(st.sampled_from(VALID_PHONES), st.sampled_from(VALID_PHONES), st.sampled_from(BAD_PHONES))
+        return st.one_of(
+            st.sampled_from(VALID_PHONES), st.sampled_from(VALID_PHONES), st.sampled_from(BAD_PHONES)
+        )
     if field == "email":
         return st.one_of(st.sampled_from(EMAILS), st.sampled_from(EMAILS), st.sampled_from(BAD_EMAILS))
     if field == "locale":
@@ -75,11 +84,17 @@ def strategy(node: Any, field: str = "", named: dict[str, Any] | None = None) ->
         }[node]
     logical = node.get("logicalType")
     if logical == "decimal":
-        return st.decimals(min_value=Decimal("-9999.99"), max_value=Decimal("99999.99"), places=2,
-                           allow_nan=False, allow_infinity=False)
+        return st.decimals(
+            min_value=Decimal("-9999.99"),
+            max_value=Decimal("99999.99"),
+            places=2,
+            allow_nan=False,
+            allow_infinity=False,
+        )
     if logical == "timestamp-millis":
         return st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 1, 1)).map(
-            lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
+            lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)
+        )
     if logical == "date":
         return st.dates(min_value=date(1900, 1, 1), max_value=date(2030, 12, 31))
     if logical == "uuid":
@@ -110,8 +125,11 @@ _ROUTERS: dict[str, Router] = {}
 def shipped_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
     if "r" not in _ROUTERS:
         # The clock is one day before NOW's range end, so max_age rules see fresh and stale records.
-        _ROUTERS["r"] = router_for(tmp_path_factory.mktemp("prop"), SHIPPED_RULES,
-                                   clock=lambda: (NOW + timedelta(days=1)).timestamp())
+        _ROUTERS["r"] = router_for(
+            tmp_path_factory.mktemp("prop"),
+            SHIPPED_RULES,
+            clock=lambda: (NOW + timedelta(days=1)).timestamp(),
+        )
     return _ROUTERS["r"]
 
 
@@ -135,38 +153,38 @@ def check(result: RouteResult) -> None:
 
 
 @pytest.mark.parametrize("topic", ["orders", "loyalty", "signups"])
-def test_every_request_routing_produces_is_valid(topic: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    router = shipped_router(tmp_path_factory)
-
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(record=records(topic))
-    def run(record: dict[str, Any]) -> None:
-        check(route(router, topic, record))
-
-    run()
-
-
-@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups"])
-def test_generators_reach_both_requests_and_routing_errors(
+def test_every_request_routing_produces_is_valid(
     topic: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Guards the property above against passing vacuously: it sees valid requests and refused records."""
     router = shipped_router(tmp_path_factory)
-    ok = find(records(topic), lambda r: bool(route(router, topic, r).calls), settings=settings(max_examples=2000,
-                                                                                             database=None))
-    check(route(router, topic, ok))
-    bad = find(records(topic), lambda r: isinstance(route(router, topic, r).error, RoutingError),
-               settings=settings(max_examples=2000, database=None))
-    assert not route(router, topic, bad).calls
+    seen: Counter[str] = Counter()
+
+    # derandomize: the same examples on every run, so the vacuity guard below cannot flake.
+    @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @given(record=records(topic))
+    def run(record: dict[str, Any]) -> None:
+        result = route(router, topic, record)
+        check(result)
+        seen["calls" if result.calls else "error" if result.error else "skipped"] += 1
+
+    run()
+    # Guard against passing vacuously: the generators produced both valid requests and refused records.
+    assert seen["calls"] >= 10 and seen["error"] >= 10, seen
 
 
 def test_invalid_phone_shapes_never_reach_a_request(tmp_path: Path) -> None:
     router = router_for(tmp_path, SHIPPED_RULES)
     for phone in BAD_PHONES[:4]:
         record = {
-            "event_id": "0b6f3bd8-8f0e-4f39-9a43-3f1d0d7d2a11", "kind": "POINTS_EARNED",
-            "customer": {"id": "c", "phone": phone, "email": None}, "points_delta": 1, "balance": 2,
-            "tier": "GOLD", "previous_tier": None, "reason": None, "order_id": None,
+            "event_id": "0b6f3bd8-8f0e-4f39-9a43-3f1d0d7d2a11",
+            "kind": "POINTS_EARNED",
+            "customer": {"id": "c", "phone": phone, "email": None},
+            "points_delta": 1,
+            "balance": 2,
+            "tier": "GOLD",
+            "previous_tier": None,
+            "reason": None,
+            "order_id": None,
             "occurred_at": NOW,
         }
         result = route(router, "loyalty", record)

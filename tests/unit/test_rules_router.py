@@ -38,15 +38,26 @@ def _value(topic: str, record: dict[str, Any]) -> bytes:
     return Encoder(schema(topic), Encoding.RAW).encode(decoded(topic, record))
 
 
-def _route(router: Router, topic: str, record: dict[str, Any], *, offset: int = 10, key: bytes | None = b"k",
-           timestamp_ms: int | None = None) -> RouteResult:
+def _route(
+    router: Router,
+    topic: str,
+    record: dict[str, Any],
+    *,
+    offset: int = 10,
+    key: bytes | None = b"k",
+    timestamp_ms: int | None = None,
+) -> RouteResult:
     return router.route(SourceRecord(topic, 2, offset, key, _value(topic, record), timestamp_ms=timestamp_ms))
 
 
 @pytest.fixture
 def shipped(tmp_path: Path) -> Router:
-    return router_for(tmp_path, SHIPPED_RULES, clock=lambda: NOW.timestamp(),
-                      topics={"orders": {"key_field": "customer.id"}, "loyalty": {}, "signups": {}})
+    return router_for(
+        tmp_path,
+        SHIPPED_RULES,
+        clock=lambda: NOW.timestamp(),
+        topics={"orders": {"key_field": "customer.id"}, "loyalty": {}, "signups": {}},
+    )
 
 
 def test_one_call_uses_the_plain_record_id(shipped: Router) -> None:
@@ -54,7 +65,9 @@ def test_one_call_uses_the_plain_record_id(shipped: Router) -> None:
     assert result.error is None and result.skipped is None
     assert result.rule == "order-placed"
     (call,) = result.calls
-    assert call.endpoint is Endpoint.PURCHASE and call.record_id == "orders/2/10" and call.rule == "order-placed"
+    assert (
+        call.endpoint is Endpoint.PURCHASE and call.record_id == "orders/2/10" and call.rule == "order-placed"
+    )
     assert call.body["user"] == {
         "phone": "+12015550123",
         "email": "ava@example.com",
@@ -85,7 +98,12 @@ def test_fan_out_in_rule_order_with_numbered_record_ids(shipped: Router) -> None
     assert result.calls[0].body["properties"] == {"Loyalty Tier": "GOLD", "Loyalty Points": 1520}
     event = result.calls[1].body
     assert event["type"] == "Loyalty Tier Changed"
-    assert event["properties"] == {"pointsDelta": 120, "balance": 1520, "tier": "GOLD", "previousTier": "SILVER"}
+    assert event["properties"] == {
+        "pointsDelta": 120,
+        "balance": 1520,
+        "tier": "GOLD",
+        "previousTier": "SILVER",
+    }
     assert event["externalEventId"] == "5d0c1f0e-2d57-4a3b-8f1e-0e7a3c2b9d44"
 
 
@@ -102,7 +120,9 @@ def test_custom_event_without_mapped_id_gets_a_deterministic_one(tmp_path: Path)
     again = _route(router, "orders", order(), offset=5).calls[0].body
     other = _route(router, "orders", order(), offset=6).calls[0].body
     assert first["type"] == "Order Order Placed"
-    assert first["externalEventId"] == again["externalEventId"] == external_event_id("orders", 2, 5, "any-order")
+    assert (
+        first["externalEventId"] == again["externalEventId"] == external_event_id("orders", 2, 5, "any-order")
+    )
     assert other["externalEventId"] != first["externalEventId"]
 
 
@@ -116,15 +136,26 @@ def test_signup_subscribe_then_profile_then_unsubscribe(shipped: Router) -> None
         "externalIdentifiers": {"clientUserId": "cust-3"},
         "singleOptIn": False,
     }
-    assert profile.body["properties"] == {"First Name": "Maya", "Birthday": "1990-02-03", "Interests": "yoga, travel"}
+    assert profile.body["properties"] == {
+        "First Name": "Maya",
+        "Birthday": "1990-02-03",
+        "Interests": "yoga, travel",
+    }
     by_locale = _route(shipped, "signups", signup(sign_up_source_id=None, locale="fr-CA", first_name=None))
     assert [c.rule for c in by_locale.calls] == ["sms-opt-in-by-locale"]
     assert by_locale.calls[0].body["locale"] == {"language": "fr", "country": "CA"}
     assert by_locale.calls[0].body["subscriptionType"] == "MARKETING"
-    out = _route(shipped, "signups", signup(channel="EMAIL", consent={"type": "MARKETING", "status": "OPT_OUT"}))
+    out = _route(
+        shipped, "signups", signup(channel="EMAIL", consent={"type": "MARKETING", "status": "OPT_OUT"})
+    )
     assert [(c.rule, c.body) for c in out.calls] == [
-        ("email-opt-out", {"user": {"email": "maya@example.com"},
-                           "subscriptions": [{"type": "MARKETING", "channel": "EMAIL"}]})
+        (
+            "email-opt-out",
+            {
+                "user": {"email": "maya@example.com"},
+                "subscriptions": [{"type": "MARKETING", "channel": "EMAIL"}],
+            },
+        )
     ]
 
 
@@ -180,20 +211,29 @@ def test_max_age_falls_back_to_the_kafka_timestamp(tmp_path: Path) -> None:
     record = loyalty(occurred_at="2025-03-14T14:30:00Z")  # 30 min old by occurred_at
     result = _route(router, "loyalty", record, timestamp_ms=kafka_ts)
     # the attributes rule maps no occurredAt: judged by the (2h old) Kafka timestamp; the event by occurredAt
-    assert [c.rule for c in result.calls] == ["fresh-only-event"] and result.calls[0].record_id == "loyalty/2/10"
+    assert [c.rule for c in result.calls] == ["fresh-only-event"] and result.calls[
+        0
+    ].record_id == "loyalty/2/10"
     both_stale = _route(router, "loyalty", loyalty(occurred_at="2025-03-14T10:00:00Z"), timestamp_ms=kafka_ts)
     assert both_stale.skipped == "stale" and both_stale.rule == "points"
     no_time = _route(router, "loyalty", record, timestamp_ms=None)
     assert len(no_time.calls) == 2  # no Kafka timestamp: cannot be judged stale
     # A router that never applies max_age (the dry-run tool without --now) routes even very old records.
     ageless = Router.from_config(load_config(tmp_path / "connector.yaml", env={}), apply_max_age=False)
-    ancient = ageless.route_decoded("loyalty", decoded("loyalty", loyalty(occurred_at="2020-01-01T00:00:00Z")),
-                                    partition=0, offset=0, timestamp_ms=kafka_ts)
+    ancient = ageless.route_decoded(
+        "loyalty",
+        decoded("loyalty", loyalty(occurred_at="2020-01-01T00:00:00Z")),
+        partition=0,
+        offset=0,
+        timestamp_ms=kafka_ts,
+    )
     assert len(ancient.calls) == 2
 
 
 def test_invalid_phone_dead_letters_the_whole_record(shipped: Router) -> None:
-    result = _route(shipped, "loyalty", loyalty(customer={"id": "c", "phone": "555-0100", "email": "a@example.com"}))
+    result = _route(
+        shipped, "loyalty", loyalty(customer={"id": "c", "phone": "555-0100", "email": "a@example.com"})
+    )
     assert not result.calls
     assert isinstance(result.error, InvalidPhoneError) and result.error.rule == "loyalty-profile"
     assert result.rule == "loyalty-profile" and result.error.reason == "invalid_phone"
@@ -239,8 +279,9 @@ def test_missing_identifiers_are_routing_errors(tmp_path: Path) -> None:
     assert isinstance(result.error, RoutingError) and result.error.reason == "no_identifier"
     assert str(result.error) == "no phone or email for subscribe: the mapped phone are empty in this record"
     ok = _route(router, "loyalty", loyalty(customer={"id": "L-9"}))
-    assert ok.calls[0].body["user"] == {"externalIdentifiers": {"customIdentifiers": [{"name": "loyalty",
-                                                                                       "value": "L-9"}]}}
+    assert ok.calls[0].body["user"] == {
+        "externalIdentifiers": {"customIdentifiers": [{"name": "loyalty", "value": "L-9"}]}
+    }
 
 
 def test_expression_failures_on_odd_data_become_routing_errors(tmp_path: Path) -> None:
@@ -297,8 +338,12 @@ def test_decode_errors_are_returned_registry_outages_raised(tmp_path: Path) -> N
         def register_schema(self, subject: str, schema: Any) -> int:
             raise AssertionError
 
-    confluent = router_for(tmp_path, SHIPPED_RULES, registry_client=Down(),
-                           topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}})
+    confluent = router_for(
+        tmp_path,
+        SHIPPED_RULES,
+        registry_client=Down(),
+        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
+    )
     record = SourceRecord("orders", 0, 1, None, b"\x00\x00\x00\x00\x01\x02")
     assert confluent.needs_registry(record)
     with pytest.raises(RegistryUnavailableError):
@@ -308,29 +353,45 @@ def test_decode_errors_are_returned_registry_outages_raised(tmp_path: Path) -> N
 
 
 def test_ordering_key(tmp_path: Path) -> None:
-    router = router_for(tmp_path, SHIPPED_RULES, topics={"orders": {"key_field": "customer.id"},
-                                                         "loyalty": {"key_field": "points_delta"}, "signups": {}})
+    router = router_for(
+        tmp_path,
+        SHIPPED_RULES,
+        topics={
+            "orders": {"key_field": "customer.id"},
+            "loyalty": {"key_field": "points_delta"},
+            "signups": {},
+        },
+    )
     assert _route(router, "orders", order(), key=b"ignored").ordering_key == "cust-1"
     assert _route(router, "loyalty", loyalty(), key=None).ordering_key == "120"  # non-text keys as text
     assert _route(router, "signups", signup(), key="clé".encode()).ordering_key == "clé"
     assert _route(router, "signups", signup(), key=b"\xff\x00").ordering_key == "ff00"
     assert _route(router, "signups", signup(), key=None).ordering_key is None
     empty_key_field = router.route_decoded(
-        "orders", {**decoded("orders", order()), "customer": {"id": ""}}, partition=0, offset=0, timestamp_ms=None,
+        "orders",
+        {**decoded("orders", order()), "customer": {"id": ""}},
+        partition=0,
+        offset=0,
+        timestamp_ms=None,
         key=b"kafka-key",
     )
     assert empty_key_field.ordering_key == "kafka-key"
 
 
 def test_route_decoded_matches_route(shipped: Router) -> None:
-    record = order(kind="ORDER_SHIPPED", shipment={"carrier": "UPS", "tracking_number": "1Z9",
-                                                   "estimated_delivery": "2025-03-16"})
+    record = order(
+        kind="ORDER_SHIPPED",
+        shipment={"carrier": "UPS", "tracking_number": "1Z9", "estimated_delivery": "2025-03-16"},
+    )
     via_bytes = _route(shipped, "orders", record, offset=3)
-    via_dict = shipped.route_decoded("orders", decoded("orders", record), partition=2, offset=3, timestamp_ms=None,
-                                     key=b"k")
+    via_dict = shipped.route_decoded(
+        "orders", decoded("orders", record), partition=2, offset=3, timestamp_ms=None, key=b"k"
+    )
     assert via_bytes == via_dict
     props = via_bytes.calls[0].body["properties"]
-    assert props["estimatedDelivery"] == "2025-03-16" and props["carrier"] == "UPS" and props["itemCount"] == 1
+    assert (
+        props["estimatedDelivery"] == "2025-03-16" and props["carrier"] == "UPS" and props["itemCount"] == 1
+    )
     assert shipped.topics == ["orders", "loyalty", "signups"]
 
 

@@ -1,0 +1,232 @@
+"""Avro over a real broker and a real (stand-in) Schema Registry over HTTP: produce-samples, decode, evolve, outage."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, Message
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from connector import samples
+from connector.avro.encoder import Encoder
+from connector.config import Encoding, load_config
+from connector.devkafka.schema_registry import SchemaRegistryHandle, start_schema_registry
+from connector.errors import DecodeError, RegistryUnavailableError
+from connector.rules.router import Router
+from connector.types import SourceRecord
+from tests.unit.avro_rules_support import SCHEMAS, SHIPPED_RULES, decoded, order, write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def registry() -> Any:
+    with start_schema_registry() as handle:
+        yield handle
+
+
+def consume_all(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[Message]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.5):
+                if msg.error() is None:
+                    got.append(msg)
+    finally:
+        consumer.close()
+    assert len(got) == count, f"consumed {len(got)} of {count} from {topic}"
+    return got
+
+
+def _source(msg: Message) -> SourceRecord:
+    return SourceRecord(
+        msg.topic(),
+        msg.partition(),
+        msg.offset(),
+        msg.key(),
+        msg.value(),
+        tuple(msg.headers() or ()),
+        msg.timestamp()[1],
+    )
+
+
+def shipped_rules_for(tmp_path: Path, topics: dict[str, str]) -> Path:
+    """The shipped rules for the given topics only, renamed (shipped topic -> test topic)."""
+    table = yaml.safe_load(SHIPPED_RULES.read_text())  # anchors resolved
+    rules = []
+    for rule in table["rules"]:
+        mapped = [topics[t] for t in rule["topics"] if t in topics]
+        if mapped:
+            rules.append({**rule, "topics": mapped})
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
+    return path
+
+
+def _config(
+    tmp_path: Path, orders: str, signups: str, registry: SchemaRegistryHandle, bootstrap: str
+) -> Path:
+    path = write_config(
+        tmp_path,
+        shipped_rules_for(tmp_path, {"orders": orders, "signups": signups}),
+        topics={
+            orders: {"schema_of": "orders", "encoding": "confluent", "key_field": "customer.id"},
+            signups: {"schema_of": "signups", "encoding": "raw"},
+        },
+        registry_url=registry.url,
+    )
+    text = path.read_text().replace("127.0.0.1:1", bootstrap)
+    path.write_text(text)
+    return path
+
+
+def test_produce_samples_then_decode_and_route(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    registry: SchemaRegistryHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    orders, signups = make_topic(partitions=2, prefix="orders"), make_topic(partitions=2, prefix="signups")
+    config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+    parser = argparse.ArgumentParser()
+    samples.add_arguments(parser)
+    rc = samples.main(
+        parser.parse_args(
+            [
+                "--config",
+                str(config_path),
+                "--topic",
+                orders,
+                "--topic",
+                signups,
+                "--count",
+                "40",
+                "--seed",
+                "9",
+            ]
+        )
+    )
+    assert rc == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"produced 40 records to {orders}",
+        f"produced 40 records to {signups}",
+    ]
+    # the confluent topic's schema was registered under the TopicNameStrategy subject
+    client = SchemaRegistryClient({"url": registry.url})
+    assert client.get_latest_version(f"{orders}-value").schema_id == 1
+    router = Router.from_config(load_config(config_path, env={}))
+    for topic in (orders, signups):
+        msgs = consume_all(kafka_bootstrap, topic, 40)
+        for msg in msgs:
+            assert (msg.value()[0] == 0) == (topic == orders)  # framed only where configured
+            result = router.route(_source(msg))
+            assert result.error is None and result.calls, result
+            assert result.ordering_key == msg.key().decode()
+            for call in result.calls:
+                assert call.record_id.startswith(f"{topic}/{msg.partition()}/{msg.offset()}")
+    assert registry.request_count >= 2
+
+
+def _evolve(raw: dict[str, Any], *, old: bool) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    if old:
+        out["fields"] = [f for f in out["fields"] if f["name"] not in ("order_status_url", "channel")]
+    else:
+        out["fields"].append({"name": "gift_message", "type": ["null", "string"], "default": None})
+    return out
+
+
+def test_schema_evolution_over_http(
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Any, registry: SchemaRegistryHandle
+) -> None:
+    orders, signups = make_topic(partitions=1, prefix="orders"), make_topic(partitions=1, prefix="signups")
+    config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+    config = load_config(config_path, env={})
+    reader = json.loads((SCHEMAS / "orders.avsc").read_text())
+    client = SchemaRegistryClient({"url": registry.url})
+    record = decoded("orders", order())
+    old_record = {k: v for k, v in record.items() if k not in ("order_status_url", "channel")}
+    new_record = {**record, "gift_message": "enjoy"}
+    values = [
+        Encoder(
+            _evolve(reader, old=True), Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value"
+        ).encode(old_record),
+        Encoder(reader, Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value").encode(record),
+        Encoder(
+            _evolve(reader, old=False), Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value"
+        ).encode(new_record),
+    ]
+    assert len({v[1:5] for v in values}) == 3  # three writer schema ids
+    assert client.get_versions(f"{orders}-value") == [1, 2, 3]
+    producer = samples.Producer(samples.producer_config(config, kafka_bootstrap))
+    for v in values:
+        producer.produce(orders, key=b"cust-1", value=v)
+    assert producer.flush(30) == 0
+    router = Router.from_config(config)
+    results = [router.route(_source(m)) for m in consume_all(kafka_bootstrap, orders, 3)]
+    bodies = [r.calls[0].body for r in results]
+    assert all(r.error is None for r in results)
+    assert bodies[1] == bodies[2]  # the newer writer's extra field is ignored
+    assert bodies[0]["salesChannel"] == {"channelType": "WEB"}  # reader default fills the old writer's gap
+    assert {k: v for k, v in bodies[0].items() if k != "salesChannel"} == {
+        k: v for k, v in bodies[1].items() if k != "salesChannel"
+    }
+
+
+def test_registry_outage_is_transient_and_unknown_ids_permanent(
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Any
+) -> None:
+    orders, signups = make_topic(partitions=1, prefix="orders"), make_topic(partitions=1, prefix="signups")
+    with start_schema_registry() as registry:
+        config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+        # The registry client from the config, with retries off so the outage shows at once.
+        text = config_path.read_text().replace(
+            f"url: {registry.url}", f"url: {registry.url}\n    client: {{max.retries: '0'}}"
+        )
+        config_path.write_text(text)
+        client = SchemaRegistryClient({"url": registry.url})
+        value = Encoder(
+            json.loads((SCHEMAS / "orders.avsc").read_text()),
+            Encoding.CONFLUENT,
+            registry_client=client,
+            subject=f"{orders}-value",
+        ).encode(decoded("orders", order()))
+        client.register_schema("unrelated", Schema(json.dumps({"type": "string"}), "AVRO"))
+        config = load_config(config_path, env={})
+        router = Router.from_config(config)
+        registry.fail_with(503)
+        record = SourceRecord(orders, 0, 0, b"k", value)
+        with pytest.raises(RegistryUnavailableError):
+            router.route(record)
+        assert router.needs_registry(record)  # nothing cached; retry later
+        registry.fail_with(None)
+        assert router.route(record).calls  # healed: the same record now routes
+        unknown = router.route(SourceRecord(orders, 0, 1, b"k", b"\x00\x00\x00\x03\xe7" + value[5:]))
+        assert isinstance(unknown.error, DecodeError) and unknown.error.reason == "unknown_schema"
+        mismatched = router.route(SourceRecord(orders, 0, 2, b"k", b"\x00\x00\x00\x00\x02" + value[5:]))
+        assert isinstance(mismatched.error, DecodeError) and mismatched.error.reason == "incompatible"
+    # registry process gone (connection refused): transient, not a dead letter
+    fresh = Router.from_config(load_config(config_path, env={}))
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailableError, match="unreachable"):
+        fresh.route(SourceRecord(orders, 0, 0, b"k", value))
+    assert time.monotonic() - started < 10
