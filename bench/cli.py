@@ -14,6 +14,7 @@ Phases, in order (each one's failure is recorded and the others still run; the e
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
@@ -89,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"results JSON (default {DEFAULT_OUT.relative_to(REPO)})",
     )
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample every connector subprocess with py-spy; collapsed stacks and a summary go to DIR",
+    )
+    parser.add_argument(
         "--phases",
         default=",".join(PHASES),
         help="comma-separated phases to run (default: all; for working on one phase)",
@@ -101,7 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Run:
     """One benchmark run: the stack, the sizes, and the results as they come in."""
 
-    def __init__(self, stack: Stack, sizes: Sizes, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, stack: Stack, sizes: Sizes, log: Callable[[str], None], profile_dir: Path | None = None
+    ) -> None:
+        self.profile_dir = profile_dir
         self.stack = stack
         self.sizes = sizes
         self.log = log
@@ -124,18 +135,33 @@ class Run:
             traceback.print_exc(file=sys.stderr)
         self.details.setdefault("phase_seconds", {})[name] = round(time.monotonic() - t0, 1)
 
-    def config(self, name: str, base_url: str) -> tuple[Path, ConnectorConfig, int, str]:
+    def config(
+        self, name: str, base_url: str, *, unlimited: bool = False
+    ) -> tuple[Path, ConnectorConfig, int, str]:
         self._groups += 1
         group = f"bench-{name}-{self._groups}"
         port = free_port()
-        path = self.stack.connector_config(name, base_url=base_url, group_id=group, metrics_port=port)
+        path = self.stack.connector_config(
+            name, base_url=base_url, group_id=group, metrics_port=port, unlimited=unlimited
+        )
         return path, load_config(path, env={}), port, group
 
-    def connector(self, name: str, base_url: str, start: dict[tuple[str, int], int]) -> ConnectorProcess:
-        path, _, port, group = self.config(name, base_url)
+    def connector(
+        self, name: str, base_url: str, start: dict[tuple[str, int], int], *, unlimited: bool = False
+    ) -> ConnectorProcess:
+        path, _, port, group = self.config(name, base_url, unlimited=unlimited)
         bl.start_group_at(self.stack.bootstrap, group, start)
         env = {"ATTENTIVE_API_KEY": self.stack.api_key}
-        return ConnectorProcess(path, port, env)
+        profile = self.profile_dir / f"{name}.collapsed.txt" if self.profile_dir else None
+        return ConnectorProcess(path, port, env, profile_to=profile)
+
+    def _save_journal(self, name: str, journal: list[dict[str, Any]]) -> None:
+        """With ``--profile``, keep the sandbox's journal (without bodies) next to the profiles."""
+        if self.profile_dir is None:
+            return
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        rows = [{k: e.get(k) for k in ("time", "path", "status", "record_id")} for e in journal]
+        (self.profile_dir / f"{name}.journal.json").write_text(json.dumps(rows), encoding="utf-8")
 
     # ------------------------------------------------------------------------------------------ phases
 
@@ -208,7 +234,7 @@ class Run:
     def e2e(self) -> None:
         fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
         n = len(self.e2e_records)
-        with self.connector("e2e", fast.url, self.e2e_start) as cp:
+        with self.connector("e2e", fast.url, self.e2e_start, unlimited=True) as cp:
             result = drain(cp, n, timeout_s=max(120.0, n / 200), log=self.log)
         finish(result, cp.sampler)
         self.results["e2e_records_per_s"] = round(result.records_per_s, 1)
@@ -223,7 +249,7 @@ class Run:
         t0 = time.monotonic()
         bl.produce(self.stack.bootstrap, bl.natural_mix(self.pool, n, seed=11))
         produce_s = time.monotonic() - t0
-        with self.connector("backlog", fast.url, start) as cp:
+        with self.connector("backlog", fast.url, start, unlimited=True) as cp:
             result = drain(cp, n, timeout_s=max(300.0, n / 500), log=self.log)
         finish(result, cp.sampler)
         self.results["backlog_peak_rss_mb"] = round(result.peak_rss_mb, 1)
@@ -243,6 +269,7 @@ class Run:
             cp.wait_processed(len(busy), timeout_s=self.sizes.shaped_busy_s * 4 + 90, log=self.log)
             journal = sb.journal()
             self.results["attentive_shaped"] = shaped.saturation(journal, limits)
+            self._save_journal("shaped-saturation", journal)
             sb.clear()
             # 2. added latency: records at half of every limit, produced at a steady pace.
             steady = bl.shaped_mix(
@@ -250,7 +277,9 @@ class Run:
             )
             produced = bl.produce_paced(self.stack.bootstrap, steady, duration_s=self.sizes.latency_s)
             cp.wait_processed(len(busy) + len(steady), timeout_s=self.sizes.latency_s * 3 + 60, log=self.log)
-            lat = shaped.added_latencies_ms(sb.journal(), produced.timestamps)
+            journal = sb.journal()
+            self._save_journal("shaped-latency", journal)
+            lat = shaped.added_latencies_ms(journal, produced.timestamps)
         p50, p99 = shaped.percentile(lat, 0.50), shaped.percentile(lat, 0.99)
         self.results["p50_added_latency_ms"] = None if p50 is None else round(p50, 1)
         self.results["p99_added_latency_ms"] = None if p99 is None else round(p99, 1)
@@ -326,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         errors: list[str] = []
         try:
             with running_stack(Path(tmp)) as stack:
-                run = Run(stack, sizes, log)
+                run = Run(stack, sizes, log, args.profile)
                 run.phase("prepare", run.prepare)
                 wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
                 unknown = sorted(set(wanted) - set(PHASES))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +53,44 @@ def processed_by_outcome(metrics: dict[str, dict[tuple[tuple[str, str], ...], fl
     return dict(counts)
 
 
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """``py-spy record`` attached to ``pid`` (all threads, native frames off), collapsed-stack output.
+
+    py-spy samples from outside the process, so the profile costs the connector almost nothing.
+    """
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
+    # py-spy writes its output when the target exits or on SIGINT.
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 @dataclass
 class Progress:
     """One observation of the connector: when, how many records finished, CPU seconds so far."""
@@ -73,6 +112,9 @@ class ConnectorProcess:
     stderr_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
     progress: list[Progress] = field(default_factory=list)
     last_metrics: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+    # When set, py-spy samples the connector for its whole run and writes collapsed stacks here.
+    profile_to: Path | None = None
+    _profiler: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ConnectorProcess:
         env = {**os.environ, **self.env, "METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1"}
@@ -87,6 +129,8 @@ class ConnectorProcess:
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
         self.sampler = ProcessSampler(self.proc.pid).start()
         self._http = httpx.Client()
+        if self.profile_to is not None:
+            self._profiler = start_profiler(self.proc.pid, self.profile_to)
         return self
 
     def _drain(self, stream: IO[bytes] | None) -> None:
@@ -171,3 +215,5 @@ class ConnectorProcess:
                 self.proc.wait(timeout=10)
         self.sampler.stop()
         self._http.close()
+        if self._profiler is not None:
+            stop_profiler(self._profiler)

@@ -78,6 +78,6 @@ def finish(result: DrainResult, sampler: ProcessSampler | None) -> DrainResult:
         result.peak_rss_mb = sampler.peak_rss_mb
         samples = [s.rss_kb / 1024 for s in sampler.samples if s.rss_kb]
         # A short series (≤ 40 points) to show RSS stayed bounded throughout, not only its peak.
-        step = max(1, len(samples) // 40)
+        step = max(1, -(-len(samples) // 40))
         result.rss_mb_samples = [round(x, 1) for x in samples[::step]]
     return result

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from connector.attentive.endpoints import Endpoint
 from connector.devkafka.broker import create_topics, kafka_cluster
 from connector.devkafka.sandbox_process import SandboxProcess
 
@@ -25,6 +26,7 @@ PARTITIONS = 3
 
 # The sandbox as a ceiling: no request validation, no rate limits, no latency, a small journal (counting is
 # done with /__sandbox/stats, so a million bodies are not kept in its memory).
+UNLIMITED_RATE = 1_000_000.0  # requests/s: no client-side limit in practice
 FAST_SANDBOX_FLAGS = ("--no-validate", "--no-rate-limit", "--journal-max", "1000")
 # The sandbox shaped like Attentive: its published limits (the sandbox's defaults) and 100 ms ± 50 ms.
 SHAPED_SANDBOX_FLAGS = ("--latency-ms", "100", "--jitter-ms", "50", "--seed", "7")
@@ -57,11 +59,15 @@ class Stack:
                 sb.stop()
         self._sandboxes.clear()
 
-    def connector_config(self, name: str, *, base_url: str, group_id: str, metrics_port: int) -> Path:
+    def connector_config(
+        self, name: str, *, base_url: str, group_id: str, metrics_port: int, unlimited: bool = False
+    ) -> Path:
         """Write the shipped config, pointed at this stack, as ``<workdir>/<name>.yaml`` and return its path.
 
         The shipped delivery settings are kept: the benchmark measures the connector as users run it.
-        Paths in the shipped file are made absolute so the copy can live anywhere.
+        Paths in the shipped file are made absolute so the copy can live anywhere. ``unlimited`` lifts the
+        connector's own client-side rate limits (for the runs against the sandbox without limits; otherwise
+        subscribe's 10/s would set the pace of the whole drain).
         """
         raw: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
         base = SHIPPED_CONFIG.parent
@@ -78,6 +84,8 @@ class Stack:
         att = raw.setdefault("attentive", {})
         att["base_url"] = base_url
         att.pop("api_key_file", None)
+        if unlimited:
+            att["rate_limits"] = {str(e): UNLIMITED_RATE for e in Endpoint}
         raw.setdefault("metrics", {})["port"] = metrics_port
         raw["metrics"]["host"] = "127.0.0.1"
         # Logging at WARNING: a log line per record would measure the log handler, not the connector.

@@ -59,7 +59,7 @@ class _RedactedClient(_Strict):
 class SchemaRegistrySettings(_RedactedClient):
     url: str
     # Extra settings for confluent-kafka's SchemaRegistryClient (basic.auth.user.info, ssl.*, ...).
-    client: dict[str, str] = Field(default_factory=dict)
+    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class KafkaSettings(_RedactedClient):

@@ -24,11 +24,11 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connector.avro.encoder import Encoder
+from connector.avro.encoder import EncodeError, Encoder
 from connector.avro.registry import RegistryClient
 from connector.avro.schema import load_schema
 from connector.config import ConnectorConfig, load_config
-from connector.errors import ConfigError
+from connector.errors import ConfigError, RegistryUnavailableError
 from connector.rules.expressions import Expr
 
 KINDS = ("orders", "loyalty", "signups")
@@ -374,8 +374,8 @@ def main(args: argparse.Namespace) -> int:
                 generate(kind, args.count, seed=args.seed, invalid_ratio=args.invalid_ratio),
                 bootstrap=bootstrap,
             )
-        except KafkaException as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (KafkaException, RegistryUnavailableError, EncodeError) as exc:
+            print(f"error: {topic}: {exc}", file=sys.stderr)
             return 1
         print(f"produced {n} records to {topic}", flush=True)
     return 0

@@ -74,6 +74,7 @@ class EndpointLimiter:
         self._window_min = 0
         self._own_in_window = 0
         self._seen_sent = -math.inf  # send time of the request whose ``remaining`` is the newest we know
+        self._share = 1.0  # our part of what was consumed in this window (1 when alone)
         self._slots: collections.deque[float] = collections.deque()  # reserved send times, oldest first
 
     @property
@@ -102,31 +103,34 @@ class EndpointLimiter:
             slot = self._gate(max(now, self._tat, self._not_before))
             self._tat = slot + self._interval(slot)
             self._slots.append(slot)
-            while self._slots and self._slots[0] < now - 2 * WINDOW_S:
+            while self._slots and self._slots[0] < now - 1.5 * WINDOW_S:
                 self._slots.popleft()
             if slot <= now:
                 return
             await self._sleep(slot - now)
-            if gen == self._generation and self._clock() >= self._not_before:
+            if gen == self._generation and self._clock() >= self._not_before and self._gate(slot) == slot:
                 return
-            # A hold or slow-down arrived while we slept: our reservation is void; take a new one.
+            # A hold, a slow-down or newer headers arrived while we slept and our slot no longer fits:
+            # give it back and take a new one.
             with contextlib.suppress(ValueError):
                 self._slots.remove(slot)
 
     def _gate(self, slot: float) -> float:
-        """``slot``, or the end of the window when the window's budget is already spoken for."""
+        """``slot``, or just after the window's end when the window's budget is already spoken for.
+
+        The budget is the newest ``remaining`` (our share of it, when other replicas spend it too) minus the
+        requests we reserved after that answer's request and before ``slot``.
+        """
         if self.remaining is None or self._window_start is None:
             return slot
         end = self._window_start + WINDOW_S
         if slot >= end:
             return slot
-        since = 0
-        for s in reversed(self._slots):  # reserved after the request whose answer we know last
-            if s <= self._seen_sent:
-                break
-            if s < end:
-                since += 1
-        return end + _WINDOW_MARGIN_S if self.remaining - since <= 0 else slot
+        before = self._reserved_between(self._seen_sent, slot)
+        return end + _WINDOW_MARGIN_S if self.remaining * self._share - before < 0.5 else slot
+
+    def _reserved_between(self, after: float, before: float) -> int:
+        return sum(1 for s in self._slots if after < s < before)
 
     def hold(self, seconds: float) -> None:
         """Send nothing on this endpoint for ``seconds`` (a 429's Retry-After)."""
@@ -163,19 +167,24 @@ class EndpointLimiter:
             self._own_in_window = 0
             self._slow_until = -math.inf
             self._seen_sent = -math.inf
+            self._share = 1.0
         if sent >= self._seen_sent:  # answers can arrive out of order: keep the newest request's view
             self._seen_sent = sent
             self.remaining = remaining
         self._window_min = min(self._window_min, remaining)
         self._own_in_window += 1
         window_end = self._window_start + WINDOW_S
+        consumed = max(1, lim - remaining)
+        self._share = min(1.0, self._own_in_window / consumed)
         if remaining <= 0:
             self._hold_until(window_end + _WINDOW_MARGIN_S)
             return
-        if remaining < max(self.headroom * lim, _MIN_HEADROOM):
-            consumed = max(1, lim - remaining)
-            share = min(1.0, self._own_in_window / consumed)
-            budget = remaining * share
+        # What is left once the requests already on their way land: ours (reserved after this answer's
+        # request) and, in proportion, the other replicas'.
+        since = self._reserved_between(sent, window_end)
+        effective = remaining - since / max(self._share, 0.01)
+        if effective < max(self.headroom * lim, _MIN_HEADROOM):
+            budget = remaining * self._share - since
             rest = max(window_end - now, 0.0)
             # Our ``budget`` requests evenly inside what is left of the window (the last one before its end);
             # under one request's worth left: wait for the next window.

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.validation import ValidationError, validate
 
+from connector.avro.jsonrecords import validation_problems
 from connector.avro.registry import TRANSPORT_ERRORS, RegistryClient, make_registry_client
 from connector.avro.schema import TopicSchema, load_schema, parse_for_writing
 from connector.config import ConnectorConfig, Encoding
@@ -112,7 +113,7 @@ class Encoder:
             try:
                 validate(record, self._parsed, raise_errors=True)
             except ValidationError as exc:
-                raise EncodeError(f"record does not match the schema: {exc}") from None
+                raise EncodeError(f"record does not match the schema: {validation_problems(exc)}") from None
         buf = io.BytesIO()
         if self.encoding is Encoding.CONFLUENT:
             self.register()
@@ -121,5 +122,6 @@ class Encoder:
         try:
             fastavro.schemaless_writer(buf, self._parsed, dict(record))
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise EncodeError(f"record does not match the schema: {type(exc).__name__}: {exc}") from None
+            # fastavro's own messages may quote the value; only the kind of failure is reported.
+            raise EncodeError(f"record does not match the schema ({type(exc).__name__})") from None
         return buf.getvalue()

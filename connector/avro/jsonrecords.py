@@ -20,6 +20,7 @@ because the value is converted, written with fastavro and read back through the 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -54,12 +55,31 @@ def from_json(schema: TopicSchema, obj: Any) -> dict[str, Any]:
     try:
         validate(datum, writer, raise_errors=True)
     except ValidationError as exc:
-        raise DecodeError(f"record does not fit {schema.label}: {exc}", reason="incompatible") from None
+        raise DecodeError(
+            f"record does not fit {schema.label}: {validation_problems(exc)}", reason="incompatible"
+        ) from None
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, writer, datum)
     buf.seek(0)
     # Written with the uuid-checking form, read with the reading form (same bytes; uuids come back as str).
     return cast(dict[str, Any], fastavro.schemaless_reader(buf, schema.parsed, None))
+
+
+_NAMESPACE = re.compile(r"^(?:[a-z_][a-z0-9_]*\.)+")
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """fastavro's validation errors without the values (they may be phone numbers or emails)."""
+    parts = []
+    for err in getattr(exc, "errors", ()) or ():
+        # "com.retailer.events.LoyaltyEvent.points_delta" -> "LoyaltyEvent.points_delta"
+        field = _NAMESPACE.sub("", str(getattr(err, "field", None) or "(record)"))
+        expected = getattr(err, "schema", None)
+        if isinstance(expected, dict):
+            expected = expected.get("name") or expected.get("type")
+        datum = getattr(err, "datum", None)
+        parts.append(f"{field}: a {type(datum).__name__} does not fit {expected}")
+    return "; ".join(parts) or "the value does not fit the schema"
 
 
 def _json_type(v: Any) -> str:

@@ -40,7 +40,7 @@ from connector.errors import DecodeError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.source.kafka import Inbound
-from connector.source.offsets import TP, OffsetTracker, PartitionOffsets
+from connector.source.offsets import TP, Commit, OffsetTracker, PartitionOffsets
 from connector.types import OutcomeKind, RouteResult, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SourceControl(Protocol):
     """What the engine asks of the poll thread (thread-safe, non-blocking)."""
 
     def set_paused(self, reason: str, paused: bool) -> None: ...
-    def commit(self, offsets: dict[TP, int]) -> None: ...
+    def commit(self, offsets: dict[TP, Commit]) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -79,8 +79,8 @@ class _Partition:
     route_failures: int = 0
     blocked: bool = False
     retry_handle: asyncio.TimerHandle | None = None
-    requested: int = -1
-    requested_at: float = 0.0
+    sent: tuple[int, int] | None = None
+    """(position, finished-above count) of the last commit asked for: commit again only when it changes."""
 
 
 class Engine:
@@ -127,6 +127,7 @@ class Engine:
         self._commit_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._paused: set[str] = set()
+        self._stopping = False
         self.exhausted_event = asyncio.Event()
         """Set when a bounded source (replay) has handed over everything it will."""
 
@@ -151,9 +152,10 @@ class Engine:
 
     # -- from the poll thread (on the loop) ---------------------------------------------------------------
 
-    def assigned(self, tps: list[TP]) -> None:
+    def assigned(self, tps: list[TP], done: dict[TP, set[int]] | None = None) -> None:
+        """New partitions; ``done`` holds offsets a previous owner finished above its commit (skip them)."""
         for tp in tps:
-            self._parts[tp] = _Partition(tp, self._tracker.assign(tp))
+            self._parts[tp] = _Partition(tp, self._tracker.assign(tp, (done or {}).get(tp, ())))
 
     def accept(self, batch: list[Inbound]) -> None:
         """Take a batch of consumed records (in offset order per partition)."""
@@ -167,6 +169,12 @@ class Engine:
                 log.warning(
                     "offset %s/%d seen again (seek or reset): not processed twice", inb.tp, inb.offset
                 )
+                continue
+            if inb.offset in part.offsets.already_done:
+                # Finished before a restart or rebalance (recorded in the commit metadata): not again.
+                part.offsets.already_done.discard(inb.offset)
+                part.offsets.finish(inb.offset)
+                self._counts["already_done"] += 1
                 continue
             self._counts["consumed"] += 1
             self._metrics.records_consumed.labels(inb.tp.topic).inc()
@@ -188,7 +196,7 @@ class Engine:
             self._route_backlog(part)
         self._metrics.buffered_records.set(self._budget.records)
 
-    async def release(self, tps: list[TP]) -> dict[TP, int]:
+    async def release(self, tps: list[TP]) -> dict[TP, Commit]:
         """Partitions are being revoked: start nothing new for them, let in-flight records finish within
         ``revoke_timeout_s`` (cancel what is left), and return the positions to commit."""
         parts = [self._parts[tp] for tp in tps if tp in self._parts]
@@ -208,7 +216,8 @@ class Engine:
             await self._lanes.cancel(wanted)
         positions = self._tracker.committable(list(wanted))
         for part in parts:
-            self._counts["handed_off"] += part.offsets.unfinished
+            if not self._stopping:  # at shutdown they stay ours to finish after the restart
+                self._counts["handed_off"] += part.offsets.unfinished
             self._forget(part)
         return positions
 
@@ -390,25 +399,28 @@ class Engine:
             self.commit_async()
             await asyncio.sleep(_EARLY_COMMIT_GAP_S)
 
-    def commit_async(self) -> dict[TP, int]:
-        """Ask the poll thread to commit every position that moved; returns what was asked."""
-        now = self._clock()
-        todo: dict[TP, int] = {}
+    def commit_async(self) -> dict[TP, Commit]:
+        """Ask the poll thread to commit every partition whose position or finished-above set changed.
+
+        The metadata carries the offsets finished above the position, so a restart or the next owner skips
+        them instead of delivering them twice.
+        """
+        todo: dict[TP, Commit] = {}
         for tp, part in self._parts.items():
-            pos = part.offsets.committable
-            if pos is None or pos <= part.offsets.confirmed:
+            c = part.offsets.commit()
+            if c is None:
                 continue
-            # Re-send an unconfirmed position only after a full interval (a lost commit, not a slow one).
-            if pos == part.requested and now - part.requested_at < self._s.commit_interval_s:
+            key = (c.offset, part.offsets.finished_above_count)
+            if key == part.sent or (part.sent is None and key == (part.offsets.confirmed, 0)):
                 continue
-            part.requested, part.requested_at = pos, now
-            todo[tp] = pos
+            part.sent = key
+            todo[tp] = c
         if todo and self._source is not None:
             self._source.commit(todo)
         return todo
 
-    def positions(self) -> dict[TP, int]:
-        """Committable position of every assigned partition (for the final synchronous commit)."""
+    def positions(self) -> dict[TP, Commit]:
+        """Committable position (with metadata) of every assigned partition, for the final synchronous commit."""
         return self._tracker.committable()
 
     # -- shutdown -----------------------------------------------------------------------------------------
@@ -418,6 +430,7 @@ class Engine:
         what is left), and start nothing new. Records not finished stay uncommitted and are delivered again
         after a restart — never lost. Returns True when everything in flight finished.
         """
+        self._stopping = True
         self._pause("shutdown", True)
         tps = set(self._parts)
         for part in self._parts.values():

@@ -21,6 +21,7 @@ work), ``to_string`` writes decimals exactly and dates/timestamps as ISO 8601, a
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 from collections.abc import Callable
 from decimal import Decimal
 from numbers import Number
@@ -105,7 +106,8 @@ class _Functions(jp_functions.Functions):
         return s.replace(old, new)
 
 
-OPTIONS = jmespath.Options(custom_functions=_Functions())
+_FUNCTIONS = _Functions()
+OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
 
 # name -> (min args, max args or None for variadic); used by the static checker.
 FUNCTION_NAMES = frozenset(name for name in _Functions.FUNCTION_TABLE)
@@ -219,6 +221,48 @@ def _getter(path: tuple[str, ...]) -> Evaluator:
     return get_n
 
 
+def _compile_projection(node: dict[str, Any]) -> Evaluator | None:
+    maybe_base = _compile_fast(node["children"][0])
+    if maybe_base is None:
+        return None
+    base: Evaluator = maybe_base
+    if node["type"] == "flatten":
+
+        def flatten(v: Any) -> Any:
+            got = base(v)
+            if not isinstance(got, list):
+                return None
+            merged: list[Any] = []
+            for element in got:
+                if isinstance(element, list):
+                    merged.extend(element)
+                else:
+                    merged.append(element)
+            return merged
+
+        return flatten
+    maybe_each = _compile_fast(node["children"][1])
+    if maybe_each is None:
+        return None
+    each: Evaluator = maybe_each
+
+    def project(v: Any) -> Any:
+        got = base(v)
+        if not isinstance(got, list):
+            return None
+        return [r for r in map(each, got) if r is not None]
+
+    return project
+
+
+_ORDERING: dict[str, Callable[[Any, Any], bool]] = {
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+}
+
+
 def _is_actual_number(x: Any) -> bool:
     return not isinstance(x, bool) and isinstance(x, Number)
 
@@ -247,8 +291,63 @@ def _compile_fast(node: dict[str, Any]) -> Evaluator | None:
     if kind == "literal":
         const = node["value"]
         return lambda _v: const
-    if kind == "current":
+    if kind in ("current", "identity"):
         return lambda v: v
+    if kind in ("subexpression", "index_expression", "pipe"):
+        steps = [_compile_fast(child) for child in node["children"]]
+        if any(step is None for step in steps):
+            return None
+        chain = tuple(step for step in steps if step is not None)
+
+        def compose(v: Any) -> Any:
+            for step in chain:
+                v = step(v)
+            return v
+
+        return compose
+    if kind == "index":
+        i = node["value"]
+
+        def index(v: Any) -> Any:
+            if not isinstance(v, list):
+                return None
+            try:
+                return v[i]
+            except IndexError:
+                return None
+
+        return index
+    if kind in ("projection", "flatten"):
+        return _compile_projection(node)
+    if kind == "function_expression":
+        if any(child["type"] == "expref" for child in node["children"]):
+            return None
+        maybe_args = [_compile_fast(child) for child in node["children"]]
+        if any(a is None for a in maybe_args):
+            return None
+        args = tuple(a for a in maybe_args if a is not None)
+        name = node["value"]
+        call = _FUNCTIONS.call_function  # type-checks arguments exactly as JMESPath does
+        return lambda v: call(name, [a(v) for a in args])
+    if kind == "comparator" and node["value"] in _ORDERING:
+        maybe_a = _compile_fast(node["children"][0])
+        maybe_b = _compile_fast(node["children"][1])
+        if maybe_a is None or maybe_b is None:
+            return None
+        lhs: Evaluator = maybe_a
+        rhs: Evaluator = maybe_b
+        op = _ORDERING[node["value"]]
+
+        def ordering(v: Any) -> Any:
+            a, b = lhs(v), rhs(v)
+            # As JMESPath: ordering only between numbers or strings, else null.
+            if not (_is_actual_number(a) or isinstance(a, str)) or not (
+                _is_actual_number(b) or isinstance(b, str)
+            ):
+                return None
+            return op(a, b)
+
+        return ordering
     if kind == "comparator" and node["value"] in ("eq", "ne"):
         a, b = node["children"]
         if b["type"] != "literal" and a["type"] == "literal":

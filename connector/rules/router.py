@@ -229,7 +229,7 @@ class Router:
                 return RouteResult(rule=rule.name, error=exc, ordering_key=ordering_key)
             except _DATA_ERRORS as exc:
                 error = RoutingError(
-                    f"rule {rule.name!r} failed on this record: {type(exc).__name__}: {_first_line(exc)}",
+                    f"rule {rule.name!r} failed on this record: {_describe_failure(exc)}",
                     rule=rule.name,
                     reason="expression",
                 )
@@ -283,6 +283,13 @@ def _kafka_key(key: bytes | None) -> str | None:
         return key.hex()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""
+def _describe_failure(exc: BaseException) -> str:
+    """What went wrong, without the record's values (they may be phone numbers or emails)."""
+    if isinstance(exc, jmespath.exceptions.JMESPathTypeError):
+        return (
+            f"JMESPathTypeError: {exc.function_name}() got a {exc.actual_type} value, "
+            f"expected {', '.join(exc.expected_types)}"
+        )
+    if isinstance(exc, jmespath.exceptions.JMESPathError):
+        return f"{type(exc).__name__} in an expression"
+    return f"{type(exc).__name__} while building the request"

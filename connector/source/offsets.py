@@ -10,9 +10,16 @@ Pure data structures: no Kafka, no clock, no locks (the engine uses them from it
 
 from __future__ import annotations
 
+import base64
+import binascii
+import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
+
+# Kafka brokers reject commit metadata above offset.metadata.max.bytes (default 4096); stay well below.
+METADATA_LIMIT = 3000
+_METADATA_PREFIX = "ac1:"
 
 
 class TP(NamedTuple):
@@ -25,6 +32,50 @@ class TP(NamedTuple):
         return f"{self.topic}/{self.partition}"
 
 
+class Commit(NamedTuple):
+    """A position to commit, with the finished offsets above it encoded in the commit metadata."""
+
+    offset: int
+    metadata: str = ""
+
+
+def encode_done(base: int, done: Iterable[int]) -> str:
+    """Encode the offsets at or above ``base`` that are already finished, for the commit metadata.
+
+    A bitmap relative to ``base`` (bit i = offset base+i finished), zlib-compressed and base64-encoded: a
+    mostly-finished range behind one slow record compresses to a few bytes. Returns "" when there is
+    nothing to record or the encoding would not fit in :data:`METADATA_LIMIT` (then those records are
+    simply delivered again after a restart — duplicates, never loss).
+    """
+    rel = sorted(o - base for o in done if o >= base)
+    if not rel:
+        return ""
+    bits = bytearray((rel[-1] >> 3) + 1)
+    for i in rel:
+        bits[i >> 3] |= 1 << (i & 7)
+    text = f"{_METADATA_PREFIX}{base}:{base64.b64encode(zlib.compress(bytes(bits), 9)).decode('ascii')}"
+    return text if len(text) <= METADATA_LIMIT else ""
+
+
+def decode_done(metadata: str | None, committed: int) -> set[int]:
+    """The finished offsets recorded by :func:`encode_done` for a commit at ``committed``.
+
+    Anything else (metadata written by another tool, an older commit's base, corruption) gives an empty
+    set: the records are then processed again, which is always safe.
+    """
+    if not metadata or not metadata.startswith(_METADATA_PREFIX):
+        return set()
+    try:
+        base_text, payload = metadata[len(_METADATA_PREFIX) :].split(":", 1)
+        base = int(base_text)
+        bits = zlib.decompress(base64.b64decode(payload, validate=True))
+    except (ValueError, binascii.Error, zlib.error):
+        return set()
+    if base != committed:
+        return set()
+    return {base + (i << 3) + b for i, byte in enumerate(bits) if byte for b in range(8) if byte >> b & 1}
+
+
 class PartitionOffsets:
     """The unfinished offsets of one partition for one assignment of it.
 
@@ -33,9 +84,9 @@ class PartitionOffsets:
     assignment lands on an object nobody commits from any more.
     """
 
-    __slots__ = ("_order", "_unfinished", "confirmed", "next_offset", "revoked")
+    __slots__ = ("_order", "_unfinished", "already_done", "confirmed", "next_offset", "revoked")
 
-    def __init__(self) -> None:
+    def __init__(self, already_done: Iterable[int] = ()) -> None:
         # Offsets in the order taken; finished ones are popped lazily from the left.
         self._order: deque[int] = deque()
         self._unfinished: set[int] = set()
@@ -45,6 +96,8 @@ class PartitionOffsets:
         """The highest position the broker confirmed as committed for this assignment (-1: none)."""
         self.revoked: bool = False
         """Set when the partition is revoked or lost: nothing may start or commit from here on."""
+        self.already_done: set[int] = set(already_done)
+        """Offsets a previous owner finished above its committed position (from the commit metadata)."""
 
     def take(self, offset: int) -> bool:
         """Record that ``offset`` is now being worked on.
@@ -81,6 +134,21 @@ class PartitionOffsets:
             return self._order[0]
         return self.next_offset
 
+    def finished_above(self) -> list[int]:
+        """Finished offsets above the committable position (they must not be processed again)."""
+        return [o for o in self._order if o not in self._unfinished]
+
+    @property
+    def finished_above_count(self) -> int:
+        return len(self._order) - len(self._unfinished)
+
+    def commit(self) -> Commit | None:
+        """The position to commit with its metadata (the finished offsets above it), or None before any take."""
+        pos = self.committable
+        if pos is None:
+            return None
+        return Commit(pos, encode_done(pos, self.finished_above()) if self.finished_above_count else "")
+
     @property
     def unfinished(self) -> int:
         """How many offsets are taken and not finished."""
@@ -105,12 +173,12 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[TP, PartitionOffsets] = {}
 
-    def assign(self, tp: TP) -> PartitionOffsets:
+    def assign(self, tp: TP, already_done: Iterable[int] = ()) -> PartitionOffsets:
         """Start tracking ``tp`` afresh (a previous object for it, if any, is marked revoked)."""
         old = self._parts.get(tp)
         if old is not None:
             old.revoked = True
-        part = PartitionOffsets()
+        part = PartitionOffsets(already_done)
         self._parts[tp] = part
         return part
 
@@ -130,24 +198,16 @@ class OffsetTracker:
     def __contains__(self, tp: object) -> bool:
         return tp in self._parts
 
-    def committable(self, tps: list[TP] | None = None) -> dict[TP, int]:
-        """Committable positions of ``tps`` (default: all) that have one."""
-        out: dict[TP, int] = {}
+    def committable(self, tps: list[TP] | None = None) -> dict[TP, Commit]:
+        """Committable positions (with metadata) of ``tps`` (default: all) that have one."""
+        out: dict[TP, Commit] = {}
         for tp, part in self._parts.items():
             if tps is not None and tp not in tps:
                 continue
-            pos = part.committable
-            if pos is not None:
-                out[tp] = pos
+            c = part.commit()
+            if c is not None:
+                out[tp] = c
         return out
-
-    def to_commit(self) -> dict[TP, int]:
-        """Positions ahead of the last confirmed commit: what a periodic commit should send."""
-        return {
-            tp: p.committable
-            for tp, p in self._parts.items()
-            if p.needs_commit() and p.committable is not None
-        }
 
     def confirm(self, tp: TP, position: int) -> None:
         part = self._parts.get(tp)

@@ -43,7 +43,7 @@ from connector.delivery.protocols import ConsumerFactory, KafkaConsumer, KafkaMe
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.source.kafka import Inbound, inbound
-from connector.source.offsets import TP
+from connector.source.offsets import TP, Commit, decode_done
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 class EngineLink(Protocol):
     """What the poll thread calls on the engine (always on the event loop thread)."""
 
-    def assigned(self, tps: list[TP]) -> None: ...
+    def assigned(self, tps: list[TP], done: dict[TP, set[int]] | None = None) -> None: ...
     def accept(self, batch: list[Inbound]) -> None: ...
-    def release(self, tps: list[TP]) -> Coroutine[Any, Any, dict[TP, int]]: ...
+    def release(self, tps: list[TP]) -> Coroutine[Any, Any, dict[TP, Commit]]: ...
     def lost(self, tps: list[TP]) -> None: ...
     def committed(self, positions: dict[TP, int]) -> None: ...
     def exhausted(self) -> None: ...
@@ -121,8 +121,8 @@ class Poller:
         self._pause_reasons: set[str] = set()
         self._paused: set[TP] = set()
         self._stopping = False
-        self._final_offsets: dict[TP, int] = {}
-        self._last_sync_commit: dict[TP, int] = {}
+        self._final_offsets: dict[TP, Commit] = {}
+        self._last_sync_commit: dict[TP, Commit] = {}
         # Replay mode.
         self.plan: dict[TP, tuple[int, int]] = {}
         """Replay mode: ``{partition: (start, end)}`` offsets, set before the engine hears of the assignment."""
@@ -138,12 +138,12 @@ class Poller:
         """Pause (or stop pausing) every assigned partition for ``reason`` (backpressure, auth, shutdown…)."""
         self._commands.put(("pause", (reason, paused)))
 
-    def commit(self, offsets: dict[TP, int]) -> None:
+    def commit(self, offsets: dict[TP, Commit]) -> None:
         """Commit these positions asynchronously (results come back through ``link.committed``)."""
         if offsets:
             self._commands.put(("commit", dict(offsets)))
 
-    def stop(self, final_offsets: dict[TP, int] | None = None) -> None:
+    def stop(self, final_offsets: dict[TP, Commit] | None = None) -> None:
         """Commit ``final_offsets`` synchronously, close the consumer (revoking what it owns) and end."""
         self._commands.put(("stop", dict(final_offsets or {})))
 
@@ -279,38 +279,32 @@ class Poller:
             raise KafkaException(err)
         log.warning("Kafka consumer error: %s", err)
 
-    def _commit_async(self, consumer: KafkaConsumer, offsets: dict[TP, int]) -> None:
-        owned = {tp: off for tp, off in offsets.items() if tp in self._assignment}
+    def _commit_async(self, consumer: KafkaConsumer, offsets: dict[TP, Commit]) -> None:
+        owned = {tp: c for tp, c in offsets.items() if tp in self._assignment}
         if not owned:
             return
         try:
-            consumer.commit(
-                offsets=[TopicPartition(tp.topic, tp.partition, off) for tp, off in owned.items()],
-                asynchronous=True,
-            )
+            consumer.commit(offsets=_commit_list(owned), asynchronous=True)
         except KafkaException as exc:
             self._metrics.commits.labels("failed").inc()
             log.warning("async offset commit failed: %s", exc)
 
-    def _commit_sync(self, consumer: KafkaConsumer, offsets: dict[TP, int], *, why: str) -> None:
+    def _commit_sync(self, consumer: KafkaConsumer, offsets: dict[TP, Commit], *, why: str) -> None:
         todo = {
-            tp: off
-            for tp, off in offsets.items()
-            if tp in self._assignment and self._last_sync_commit.get(tp) != off
+            tp: c
+            for tp, c in offsets.items()
+            if tp in self._assignment and self._last_sync_commit.get(tp) != c
         }
         if not todo:
             return
         try:
-            consumer.commit(
-                offsets=[TopicPartition(tp.topic, tp.partition, off) for tp, off in todo.items()],
-                asynchronous=False,
-            )
+            consumer.commit(offsets=_commit_list(todo), asynchronous=False)
         except KafkaException as exc:
             self._metrics.commits.labels("failed").inc()
             log.error("offset commit on %s failed: %s (those records will be delivered again)", why, exc)
             return
         self._last_sync_commit.update(todo)
-        self._loop.call_soon_threadsafe(self._link.committed, todo)
+        self._loop.call_soon_threadsafe(self._link.committed, {tp: c.offset for tp, c in todo.items()})
         log.info("committed %d partition(s) on %s", len(todo), why)
 
     # -- librdkafka callbacks (on this thread, inside consume/close) ----------------------------------
@@ -320,7 +314,9 @@ class Poller:
         self._metrics.rebalances.labels("assigned").inc()
         log.info("assigned: %s", ", ".join(str(t) for t in tps) or "(nothing new)")
         if tps:
-            self._loop.call_soon_threadsafe(self._link.assigned, tps)
+            self._loop.call_soon_threadsafe(
+                self._link.assigned, tps, self._finished_ahead(consumer, partitions)
+            )
         consumer.incremental_assign(partitions)
         self._assignment.update(tps)
         if self._pause_reasons and tps:
@@ -331,11 +327,34 @@ class Poller:
             broker_reachable=True, assignment_state="assigned" if self._assignment else "waiting"
         )
 
+    def _finished_ahead(
+        self, consumer: KafkaConsumer, partitions: list[TopicPartition]
+    ) -> dict[TP, set[int]]:
+        """Offsets the previous owner finished above its committed position (from the commit metadata)."""
+        try:
+            committed = consumer.committed(partitions, timeout=self._s.metadata_timeout_s)
+        except KafkaException as exc:
+            log.warning(
+                "could not read committed metadata (%s); finished records may be delivered again", exc
+            )
+            return {}
+        out: dict[TP, set[int]] = {}
+        for c in committed:
+            done = decode_done(c.metadata, c.offset)
+            if done:
+                out[TP(c.topic, c.partition)] = done
+        if out:
+            log.info(
+                "%d record(s) above the committed positions were already finished; they will be skipped",
+                sum(len(d) for d in out.values()),
+            )
+        return out
+
     def _on_revoke(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         tps = [TP(p.topic, p.partition) for p in partitions]
         self._metrics.rebalances.labels("revoked").inc()
         log.info("revoked: %s; draining in-flight records", ", ".join(str(t) for t in tps))
-        offsets: dict[TP, int] = {}
+        offsets: dict[TP, Commit] = {}
         try:
             fut = asyncio.run_coroutine_threadsafe(self._link.release(tps), self._loop)
             offsets = fut.result(timeout=self._s.revoke_timeout_s + 10.0)
@@ -427,8 +446,9 @@ class Poller:
             if start < high:
                 self._remaining.add(tp)
             assign.append(TopicPartition(topic, c.partition, start))
+        done = {TP(topic, c.partition): decode_done(c.metadata, c.offset) for c in committed}
         self._set_health(broker_reachable=True, assignment_state="assigned")
-        self._loop.call_soon_threadsafe(self._link.assigned, list(self.plan))
+        self._loop.call_soon_threadsafe(self._link.assigned, list(self.plan), done)
         consumer.assign(assign)
         self._assignment = set(self.plan)
 
@@ -452,6 +472,15 @@ class Poller:
         if self._health is not None:
             for name, value in fields.items():
                 setattr(self._health, name, value)
+
+
+def _commit_list(commits: dict[TP, Commit]) -> list[TopicPartition]:
+    return [
+        TopicPartition(tp.topic, tp.partition, c.offset, metadata=c.metadata)
+        if c.metadata
+        else TopicPartition(tp.topic, tp.partition, c.offset)
+        for tp, c in commits.items()
+    ]
 
 
 def _tps(tps: set[TP]) -> list[TopicPartition]:

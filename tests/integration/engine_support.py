@@ -260,14 +260,18 @@ class ConnectorProcess:
             stdin=subprocess.DEVNULL,
             text=True,
         )
+        self.log_path = stack.config_path.parent / f"{name}.log"
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.health_url: str | None = None
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
+        with self.log_path.open("w") as keep:  # kept in the test's tmp dir for post-mortems
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                keep.write(line)
+                keep.flush()
 
     def messages(self) -> list[dict[str, Any]]:
         out = []

@@ -6,6 +6,7 @@ go, so no call is answered 2xx twice — and nothing is lost.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,8 @@ def assert_complete_without_duplicates(stack: Stack, calls: dict[str, list[str]]
     assert all_accounted(view, calls, set(dead)) == []
     assert dead == {}
     dupes = {c: n for c, n in view.ok_by_call.items() if n > 1}
+    if dupes:  # keep the evidence next to the connectors' logs
+        (stack.config_path.parent / "journal.json").write_text(json.dumps(view.entries))
     assert dupes == {}, f"{len(dupes)} calls answered 2xx more than once, e.g. {list(dupes)[:5]}"
     return view
 

@@ -26,7 +26,7 @@ from connector.errors import ApiAuthError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.source.kafka import Inbound
-from connector.source.offsets import TP
+from connector.source.offsets import TP, Commit
 from connector.types import Call, RouteResult, SourceRecord
 
 
@@ -48,6 +48,7 @@ class FakeSender:
     ``default`` (a callable returning an exception or None) applies when no script is left."""
 
     latency_s: float = 0.0
+    slow: dict[str, float] = field(default_factory=dict)  # record_id -> latency for that call only
     script: dict[str, list[BaseException]] = field(default_factory=dict)
     default: Callable[[Call], BaseException | None] = lambda call: None
     sent: list[tuple[str, str]] = field(default_factory=list)  # (record_id, outcome)
@@ -62,8 +63,9 @@ class FakeSender:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+            latency = self.slow.get(call.record_id, self.latency_s)
+            if latency:
+                await asyncio.sleep(latency)
             queued = self.script.get(call.record_id)
             err = queued.pop(0) if queued else self.default(call)
             if err is not None:
@@ -86,7 +88,9 @@ class FakeSender:
 
 
 def auth_error() -> ApiAuthError:
-    return ApiAuthError("401 from attentive", endpoint="custom_event", status=401, body='{"error":"unauthorized"}')
+    return ApiAuthError(
+        "401 from attentive", endpoint="custom_event", status=401, body='{"error":"unauthorized"}'
+    )
 
 
 class JsonRouter:
@@ -166,6 +170,7 @@ class FakeSource:
         self.paused: set[str] = set()
         self.pause_log: list[tuple[str, bool]] = []
         self.commits: list[dict[TP, int]] = []
+        self.metadata: list[dict[TP, str]] = []
 
     def set_paused(self, reason: str, paused: bool) -> None:
         self.pause_log.append((reason, paused))
@@ -174,8 +179,9 @@ class FakeSource:
         else:
             self.paused.discard(reason)
 
-    def commit(self, offsets: dict[TP, int]) -> None:
-        self.commits.append(dict(offsets))
+    def commit(self, offsets: dict[TP, Commit]) -> None:
+        self.commits.append({tp: c.offset for tp, c in offsets.items()})
+        self.metadata.append({tp: c.metadata for tp, c in offsets.items()})
 
     def last_commit(self, tp: TP) -> int | None:
         for c in reversed(self.commits):
@@ -232,7 +238,9 @@ async def make_rig(
     backoff = QuickBackoff()
     circuits = CircuitBoard(s.circuit, metrics=metrics)
     engine_box: list[Engine] = []
-    auth = AuthGate(sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok))
+    auth = AuthGate(
+        sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok)
+    )
     deliverer = CallDeliverer(
         sender,
         policy=RetryPolicy(s.retry, backoff),

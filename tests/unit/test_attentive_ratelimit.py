@@ -242,8 +242,11 @@ async def test_alone_full_throughput_without_429s(limit: int, jitter_s: float) -
     assert denied == 0
 
 
-@pytest.mark.parametrize("jitter_s", [0.0, 0.01])
-@pytest.mark.parametrize(("replicas", "limit"), [(2, 150), (4, 150), (8, 150), (3, 10), (3, 5)])
+@pytest.mark.parametrize(
+    ("replicas", "limit", "jitter_s"),
+    [(2, 150, 0.0), (4, 150, 0.0), (8, 150, 0.0), (3, 10, 0.0), (3, 5, 0.0),
+     (2, 150, 0.02), (4, 150, 0.01), (3, 10, 0.02), (3, 5, 0.02)],
+)
 async def test_replicas_sharing_a_key_back_off_before_429s(replicas: int, limit: int, jitter_s: float) -> None:
     throughput, denied = await simulate(replicas, limit, limit, 20, jitter_s=jitter_s)
     assert denied <= 0.005

@@ -256,12 +256,17 @@ def test_registry_client_from_config() -> None:
     from connector.avro.registry import make_registry_client
     from connector.config import SchemaRegistrySettings
 
-    client = make_registry_client(SchemaRegistrySettings(url="http://127.0.0.1:1", client={"max.retries": "0"}))
+    client = make_registry_client(
+        SchemaRegistrySettings(url="http://127.0.0.1:1", client={"max.retries": "0"})
+    )
     assert isinstance(client, SchemaRegistryClient)
     assert client._rest_client.max_retries == 0  # text from YAML/env became the number the client needs
     default = make_registry_client(SchemaRegistrySettings(url="http://127.0.0.1:1"))
     assert default._rest_client.max_retries == 1 and default._rest_client.retries_wait_ms == 200
-    assert type(make_registry_client(SchemaRegistrySettings(url="mock://t"))).__name__ == "MockSchemaRegistryClient"
+    assert (
+        type(make_registry_client(SchemaRegistrySettings(url="mock://t"))).__name__
+        == "MockSchemaRegistryClient"
+    )
     with pytest.raises(ConfigError, match=r"kafka.schema_registry.client.timeout: must be a number"):
         make_registry_client(SchemaRegistrySettings(url="http://x", client={"timeout": "soon"}))
     with pytest.raises(ConfigError, match="kafka.schema_registry: Invalid url ftp://x"):

@@ -69,6 +69,25 @@ def test_from_json_errors_name_the_field(record: dict[str, Any], message: str) -
     assert err.value.reason == "incompatible"
 
 
+def test_schema_violations_found_by_fastavro_do_not_quote_values() -> None:
+    from tests.unit.avro_rules_support import loyalty
+
+    with pytest.raises(DecodeError) as err:
+        from_json(schema("loyalty"), loyalty(points_delta=2**40))  # too big for an Avro int
+    assert (
+        str(err.value)
+        == "record does not fit loyalty.avsc: LoyaltyEvent.points_delta: a int does not fit int"
+    )
+    with pytest.raises(EncodeError) as enc_err:
+        Encoder(schema("orders"), Encoding.RAW).encode(
+            {**from_json(schema("orders"), order()), "customer": {"id": 5, "phone": "+12015550123"}}
+        )
+    assert "+1201" not in str(enc_err.value) and "Customer.id" in str(enc_err.value)
+    with pytest.raises(EncodeError) as enc_err:
+        Encoder(schema("orders"), Encoding.RAW, check=False).encode({"kind": "SECRET-VALUE"})
+    assert "SECRET" not in str(enc_err.value)
+
+
 def test_from_json_rejects_non_objects() -> None:
     with pytest.raises(DecodeError, match="must be a JSON object, not array"):
         from_json(schema("orders"), [1, 2])

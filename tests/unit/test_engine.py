@@ -8,7 +8,7 @@ import random
 import pytest
 
 from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
-from connector.source.offsets import TP
+from connector.source.offsets import TP, Commit, decode_done
 from tests.unit.engine_fakes import FakeSender, counter, delivery_settings, make_rig, rec
 
 T0 = TP("orders", 0)
@@ -200,7 +200,9 @@ async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged(
     assert rig.engine.stats()["delivered"] == 2
     assert rig.engine.stats()["pending"] == 1
     assert all(c.get(T0, 0) == 0 for c in rig.source.commits)  # position 0: the stuck record comes back
-    assert rig.engine.positions() == {T0: 0}
+    [pos] = rig.engine.positions().values()
+    assert pos.offset == 0
+    assert decode_done(pos.metadata, 0) == {1, 2}  # finished above it: skipped after a restart, not redone
     await rig.close()
 
 
@@ -222,7 +224,7 @@ async def test_release_drains_in_flight_drops_queued_and_returns_the_safe_positi
     rig.engine.accept([rec(i) for i in range(5)] + [rec(0, partition=1)])  # p0: one lane, 5 deep
     await asyncio.sleep(0.02)  # p0's first record is in flight
     positions = await rig.engine.release([T0])
-    assert positions == {T0: 1}  # the in-flight one finished; the 4 queued ones were not started
+    assert positions == {T0: Commit(1)}  # the in-flight one finished; the 4 queued ones were not started
     assert sender.delivered.count("orders/0/0") == 1
     assert not any(r.startswith("orders/0/") and r != "orders/0/0" for r in sender.delivered)
     # Records of the revoked partition that arrive late are ignored; other partitions carry on.
@@ -240,7 +242,7 @@ async def test_release_times_out_cancels_and_does_not_commit_past_the_abandoned_
     rig.engine.accept([rec(0, key=b"a"), rec(1, key=b"b")])
     await asyncio.sleep(0.02)
     positions = await rig.engine.release([T0])
-    assert positions == {T0: 0}
+    assert positions == {T0: Commit(0)}
     assert sender.in_flight == 0  # cancelled
     await rig.close()
 
@@ -269,7 +271,7 @@ async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None
     assert await rig.engine.drain(2.0)
     assert "shutdown" in rig.source.paused
     assert sorted(sender.delivered) == sorted(f"orders/0/{i}" for i in range(10))
-    assert rig.engine.positions() == {T0: 10}  # the 3 queued ones come back after a restart
+    assert rig.engine.positions() == {T0: Commit(10)}  # the 3 queued ones come back after a restart
     assert rig.engine.stats()["pending"] == 3
     rig.engine.accept([rec(13, key=b"k5")])  # arriving after the stop: not taken
     assert rig.engine.stats()["consumed"] == 13
@@ -283,7 +285,7 @@ async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
     rig.engine.accept([rec(0)])
     await asyncio.sleep(0.01)  # in flight
     assert not await rig.engine.drain(0.1)
-    assert rig.engine.positions() == {T0: 0}
+    assert rig.engine.positions() == {T0: Commit(0)}
     await rig.close()
 
 
@@ -293,3 +295,26 @@ async def test_records_for_unassigned_partitions_are_ignored(count: int) -> None
     rig.engine.accept([rec(i, partition=9) for i in range(count)])
     assert rig.engine.stats()["consumed"] == 0
     await rig.close()
+
+
+async def test_finished_records_above_the_position_are_committed_in_metadata_and_skipped_by_the_next_owner() -> None:
+    sender = FakeSender()
+    sender.slow["orders/0/0"] = 5.0
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    # Offset 0 (its own key) is slow; 1..4 (other keys) finish first.
+    rig.engine.accept([rec(0, key=b"slow")] + [rec(i, key=f"k{i}".encode()) for i in range(1, 5)])
+    await asyncio.sleep(0.1)
+    [pos] = rig.engine.positions().values()
+    assert pos.offset == 0
+    await rig.close()  # offset 0 is abandoned unfinished
+
+    # The next owner (or a restart) starts at the committed position and skips what was finished above it.
+    rig2 = await make_rig()
+    rig2.engine.assigned([T0], {T0: decode_done(pos.metadata, pos.offset)})
+    rig2.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(0, 5)])
+    await settle(rig2)
+    assert rig2.sender.delivered == ["orders/0/0"]
+    assert rig2.engine.stats()["consumed"] == 1
+    assert rig2.engine.positions() == {T0: Commit(5)}
+    await rig2.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.source.offsets import TP, OffsetTracker, PartitionOffsets
+from connector.source.offsets import TP, Commit, OffsetTracker, PartitionOffsets, decode_done, encode_done
 
 
 def test_nothing_taken_means_nothing_to_commit() -> None:
@@ -83,17 +83,48 @@ def test_tracker_drop_marks_the_old_assignment_revoked() -> None:
     assert tp not in t
 
 
-def test_to_commit_lists_only_positions_ahead_of_confirmed() -> None:
+def test_committable_positions_carry_the_finished_offsets_above_them() -> None:
     t = OffsetTracker()
     a, b = TP("orders", 0), TP("orders", 1)
     pa, pb = t.assign(a), t.assign(b)
-    pa.take(0)
-    pa.finish(0)
+    for o in range(5):
+        pa.take(o)
+    for o in (1, 3, 4):
+        pa.finish(o)
     pb.take(0)
-    assert t.to_commit() == {a: 1}  # b: offset 0 unfinished, committable 0 == nothing new
-    t.confirm(a, 1)
-    assert t.to_commit() == {}
-    assert t.unfinished == 1
+    got = t.committable()
+    assert got[a].offset == 0
+    assert decode_done(got[a].metadata, 0) == {1, 3, 4}
+    assert got[b] == Commit(0, "")
+    assert t.unfinished == 3
+
+
+def test_done_metadata_is_ignored_when_foreign_corrupt_or_for_another_position() -> None:
+    meta = encode_done(100, [101, 105])
+    assert decode_done(meta, 100) == {101, 105}
+    assert decode_done(meta, 99) == set()  # committed elsewhere since: not ours to trust
+    assert decode_done("written by another tool", 100) == set()
+    assert decode_done("ac1:100:%%%", 100) == set()
+    assert decode_done(None, 100) == set()
+    assert encode_done(100, []) == ""
+
+
+def test_done_metadata_that_would_not_fit_is_dropped() -> None:
+    rnd = __import__("random").Random(1)
+    done = rnd.sample(range(1, 200_000), 20_000)  # incompressible: a random fifth of 200k offsets
+    assert encode_done(0, done) == ""
+
+
+def test_a_long_finished_run_behind_one_slow_record_fits() -> None:
+    meta = encode_done(0, range(1, 100_000))
+    assert meta and len(meta) < 1000
+    assert decode_done(meta, 0) == set(range(1, 100_000))
+
+
+@given(base=st.integers(min_value=0, max_value=10**12), rel=st.sets(st.integers(min_value=0, max_value=5000), max_size=300))
+def test_done_metadata_round_trips(base: int, rel: set[int]) -> None:
+    done = {base + r for r in rel}
+    assert decode_done(encode_done(base, done), base) == done
 
 
 @settings(max_examples=300, deadline=None)

@@ -159,3 +159,36 @@ def test_produce_reports_failed_deliveries(tmp_path: Path) -> None:
             bootstrap="x:1",
             producer=FakeProducer(unflushed=2),
         )
+
+
+def _cli(*argv: str) -> int:
+    import argparse
+
+    from connector import samples
+
+    parser = argparse.ArgumentParser()
+    samples.add_arguments(parser)
+    return samples.main(parser.parse_args(list(argv)))
+
+
+def test_produce_samples_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.errors import ConfigError
+
+    config = write_config(
+        tmp_path,
+        SHIPPED_RULES,
+        registry_url="http://127.0.0.1:9",
+        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
+    )
+    # registry unreachable while registering the schema: a clear error and exit 1, nothing produced
+    assert (
+        _cli(
+            "--config", str(config), "--topic", "orders", "--count", "1", "--bootstrap-servers", "127.0.0.1:9"
+        )
+        == 1
+    )
+    assert capsys.readouterr().err.startswith("error: orders: schema registry unreachable")
+    with pytest.raises(ConfigError, match="--topic 'payments' is not configured"):
+        _cli("--config", str(config), "--topic", "payments")
+    with pytest.raises(ConfigError, match="--count must be 0 or more"):
+        _cli("--config", str(config), "--count", "-1")
