@@ -26,6 +26,7 @@ from bench.procstats import ProcessSampler
 from bench.stack import REPO
 
 PROCESSED = "attentive_connector_records_processed"
+STOP_GRACE_S = 2.0
 
 
 class ConnectorFailed(RuntimeError):
@@ -98,6 +99,7 @@ class Progress:
     t: float
     processed: int
     cpu_s: float
+    requests_2xx: int = 0
 
 
 @dataclass
@@ -115,9 +117,11 @@ class ConnectorProcess:
     # When set, py-spy samples the connector for its whole run and writes collapsed stacks here.
     profile_to: Path | None = None
     _profiler: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
 
     def __enter__(self) -> ConnectorProcess:
         env = {**os.environ, **self.env, "METRICS_PORT": str(self.metrics_port), "PYTHONUNBUFFERED": "1"}
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "run", "--config", str(self.config)],
             cwd=REPO,
@@ -160,56 +164,85 @@ class ConnectorProcess:
         sample = self.sampler.sample()
         self.last_metrics = metrics
         done = sum(processed_by_outcome(metrics).values())
-        p = Progress(time.monotonic(), done, sample.cpu_s if sample else 0.0)
+        ok = sum(
+            int(v)
+            for labels, v in metrics.get("attentive_connector_api_requests", {}).items()
+            if dict(labels).get("status_class") == "2xx"
+        )
+        p = Progress(time.monotonic(), done, sample.cpu_s if sample else 0.0, ok)
         self.progress.append(p)
         return p
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the connector serves metrics and reports itself ready (auth checked, consuming)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (
+                self.observe() is not None
+                and self.last_metrics.get("attentive_connector_ready", {}).get((), 0) == 1
+            ):
+                return
+            time.sleep(0.2)
+        raise self._fail(f"the connector was not ready within {timeout_s:.0f}s")
 
     def wait_processed(
         self,
         target: int,
         *,
         timeout_s: float,
+        window_cap_s: float | None = None,
+        above: int = 0,
         stall_s: float = 60.0,
-        interval_s: float = 0.2,
+        interval_s: float = 0.5,
         log: Callable[[str], None] | None = None,
-    ) -> Progress:
-        """Wait until at least ``target`` records are finished; fail on exit, time-out or a stall."""
+    ) -> tuple[Progress | None, Progress]:
+        """Wait until ``target`` records are finished; returns (first observation above ``above``, last).
+
+        ``window_cap_s`` bounds the measured window (from the first observation with more than ``above``
+        records finished): when it is reached the drain stops there and the last observation has fewer than
+        ``target`` — the caller reports the drain as incomplete rather than blowing the time budget.
+        Fails (:class:`ConnectorFailed`) when the connector exits, makes no progress for ``stall_s`` or
+        does not start finishing records within ``timeout_s``.
+        """
         deadline = time.monotonic() + timeout_s
         last_change = time.monotonic()
         last_count = -1
         next_log = time.monotonic() + 10
+        first: Progress | None = None
         while True:
             p = self.observe()
             now = time.monotonic()
             if log is not None and now >= next_log:
                 next_log = now + 10
-                log(f"[bench]   {0 if p is None else p.processed:,} of {target:,} records finished")
+                log(
+                    f"[bench]   {0 if p is None else p.processed - above:,} of {target - above:,} records finished"
+                )
             if p is not None:
+                if first is None and p.processed > above:
+                    first = p
                 if p.processed >= target:
-                    return p
+                    return first, p
+                if first is not None and window_cap_s is not None and p.t - first.t >= window_cap_s:
+                    return first, p
                 if p.processed != last_count:
                     last_count, last_change = p.processed, now
-            if now > deadline:
-                raise self._fail(
-                    f"only {max(last_count, 0)} of {target} records finished in {timeout_s:.0f}s"
-                )
+            if first is None and now > deadline:
+                raise self._fail(f"no record finished within {timeout_s:.0f}s")
             if now - last_change > stall_s:
                 raise self._fail(
-                    f"no progress for {stall_s:.0f}s at {max(last_count, 0)} of {target} records"
+                    f"no progress for {stall_s:.0f}s at {max(last_count, 0) - above} of {target - above} records"
                 )
             time.sleep(interval_s)
-
-    def first_progress(self) -> Progress | None:
-        """The first observation with at least one finished record (the start of the measured window)."""
-        return next((p for p in self.progress if p.processed > 0), None)
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         assert self.sampler is not None
         if self.proc.poll() is None:
+            # Each phase has its own consumer group, so how the connector shuts down is not measured and
+            # need not be waited for: SIGTERM, a short grace, then SIGKILL.
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=40)
+                self.proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)

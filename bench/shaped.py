@@ -67,8 +67,11 @@ def saturation(
     return out
 
 
-def added_latencies_ms(journal: Iterable[Mapping[str, Any]], produced_ts: Mapping[str, int]) -> list[float]:
-    """Receive time of each record's first successful first call − the record's Kafka timestamp."""
+def added_latencies_ms(
+    journal: Iterable[Mapping[str, Any]], produced_ts: Mapping[str, int]
+) -> dict[str, float]:
+    """Per record (``topic/partition/offset``): receive time of its first successful first call − its Kafka
+    timestamp. Records with no successful call in the journal are absent."""
     first: dict[str, float] = {}
     for e in journal:
         rid = str(e.get("record_id") or "")
@@ -81,7 +84,7 @@ def added_latencies_ms(journal: Iterable[Mapping[str, Any]], produced_ts: Mappin
         t = journal_time_ms(e)
         if base not in first or t < first[base]:
             first[base] = t
-    return [t - produced_ts[base] for base, t in first.items()]
+    return {base: t - produced_ts[base] for base, t in first.items()}
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -40,6 +40,8 @@ class Stack:
     registry_url: str | None
     workdir: Path
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(12), repr=False)
+    # librdkafka settings added to every connector config (``--kafka-client``), for tuning experiments.
+    kafka_client: dict[str, str] = field(default_factory=dict)
     _sandboxes: dict[tuple[str, ...], SandboxProcess] = field(default_factory=dict, repr=False)
 
     def sandbox(self, *flags: str) -> SandboxProcess:
@@ -79,6 +81,8 @@ class Stack:
         kafka = raw.setdefault("kafka", {})
         kafka["bootstrap_servers"] = self.bootstrap
         kafka["group_id"] = group_id
+        if self.kafka_client:
+            kafka["client"] = {**(kafka.get("client") or {}), **self.kafka_client}
         if self.registry_url:
             kafka["schema_registry"] = {**(kafka.get("schema_registry") or {}), "url": self.registry_url}
         att = raw.setdefault("attentive", {})

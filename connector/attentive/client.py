@@ -43,6 +43,7 @@ from connector.errors import (
     ApiTransientError,
     NetworkError,
     RateLimitedError,
+    RoutingError,
 )
 from connector.observability.metrics import Metrics, status_class
 from connector.types import Call
@@ -248,11 +249,15 @@ class AttentiveClient:
     async def send(self, call: Call) -> ApiResponse:
         """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter, then ONE attempt.
 
-        Returns the success; raises the classified :class:`~connector.errors.ApiError` otherwise.
+        Returns the success; raises the classified :class:`~connector.errors.ApiError` otherwise (or
+        :class:`~connector.errors.RoutingError` for a body that cannot be serialised, before any request).
         """
         endpoint = call.endpoint
+        try:
+            content = dumps(call.body)
+        except (TypeError, ValueError) as exc:  # a body not built by build_body(); the record's fault
+            raise RoutingError(f"{endpoint}: the request body is not JSON: {exc}", rule=call.rule) from None
         await self.limiter.acquire(endpoint)
-        content = dumps(call.body)
         return await self._request(
             "POST",
             endpoint.path,

@@ -2,16 +2,16 @@
 
 Attentive counts requests per endpoint in a fixed one-second window (150/s for most endpoints, subscribe 10/s,
 unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit`` (per second) and
-``x-ratelimit-remaining`` (left in the current second). Three mechanisms keep the connector under it:
+``x-ratelimit-remaining`` (left in the current second). Four mechanisms keep the connector under it:
 
 1. **Pacing.** Each endpoint's requests are spaced ``1/rate`` apart (a token bucket of capacity one, GCRA
    style). An even stream puts exactly ``rate`` requests in any one-second window, so the server's window is
    never exceeded by a burst, yet full throughput is reached. The rate is the configured one, lowered to the
    server's ``x-ratelimit-limit`` when that is smaller.
-2. **Headroom slow-down.** When ``remaining`` falls below ``headroom * limit``, the budget left is spread over
-   the rest of the (estimated) window, in proportion to this client's share of what was consumed — so several
-   replicas sharing one key slow down before any of them is answered 429. At ``remaining == 0`` the endpoint
-   waits for the next window.
+2. **Headroom slow-down.** When ``remaining`` falls below ``headroom * limit`` (at least 3), this client's
+   share of it (its part of what was consumed in the window), less what it already sent or reserved, is spread
+   over the rest of the (estimated) window — so several replicas sharing one key slow down before any of them
+   is answered 429. At ``remaining == 0`` the endpoint waits for the next window.
 3. **Budget gate.** The last ``remaining`` seen, minus the requests this client has sent since, is what is
    left of the window; at zero the next request waits for the window's end. This keeps scheduling jitter (a
    request delayed across the boundary) and requests in flight from overrunning the window.
@@ -43,6 +43,7 @@ _WINDOW_MARGIN_S = 0.005
 # At low limits (subscribe 10/s, unsubscribe 5/s) a 10% headroom is under one request; start spreading the
 # budget when this few are left at the latest.
 _MIN_HEADROOM = 3
+_ALONE_SHARE = 0.8
 
 
 class EndpointLimiter:
@@ -68,7 +69,7 @@ class EndpointLimiter:
         self._not_before = -math.inf  # hold: nothing before this time
         self._slow_interval = 0.0  # extra spacing while the window's budget is low
         self._slow_until = -math.inf
-        self._generation = 0  # bumped when a hold/slow-down invalidates reservations made earlier
+        self._generation = 0  # bumped when a hold invalidates reservations made earlier
         self._window_start: float | None = None
         self._window_opened_by = -math.inf  # send time of the request whose answer opened the window
         self._window_min = 0
@@ -175,25 +176,24 @@ class EndpointLimiter:
         self._own_in_window += 1
         window_end = self._window_start + WINDOW_S
         consumed = max(1, lim - remaining)
-        self._share = min(1.0, self._own_in_window / consumed)
+        share = min(1.0, self._own_in_window / consumed)
+        # Answers that cross the window boundary make a lone client look like it owns a bit less than all of
+        # the window; that is noise, not another replica.
+        self._share = 1.0 if share >= _ALONE_SHARE else share
         if remaining <= 0:
             self._hold_until(window_end + _WINDOW_MARGIN_S)
             return
-        # What is left once the requests already on their way land: ours (reserved after this answer's
-        # request) and, in proportion, the other replicas'.
-        since = self._reserved_between(sent, window_end)
-        effective = remaining - since / max(self._share, 0.01)
-        if effective < max(self.headroom * lim, _MIN_HEADROOM):
-            budget = remaining * self._share - since
-            rest = max(window_end - now, 0.0)
-            # Our ``budget`` requests evenly inside what is left of the window (the last one before its end);
-            # under one request's worth left: wait for the next window.
-            interval = rest / (budget + 1.0) if budget >= 1.0 else rest + _WINDOW_MARGIN_S
+        if remaining < max(self.headroom * lim, _MIN_HEADROOM):
+            # Spread what is left of our share — after the requests we already sent or reserved in this
+            # window — over the time left after them; under one request's worth: the next window.
+            start = max(now, self._tat)
+            if start >= window_end:
+                return  # new reservations already fall into the next window
+            budget = remaining * self._share - self._reserved_between(sent, window_end)
+            free = window_end - start
+            interval = free / (budget + 1.0) if budget >= 1.0 else free + _WINDOW_MARGIN_S
             if interval > 1.0 / self.rate:
-                if interval > self._slow_interval or now >= self._slow_until:
-                    # Slots reserved at the old spacing are void: waiters re-reserve at the new one.
-                    self._generation += 1
-                    self._tat = now + interval
+                self._tat = start + interval
                 self._slow_interval = interval
                 self._slow_until = window_end + _WINDOW_MARGIN_S
 

@@ -180,7 +180,11 @@ class Sandbox:
         return _json(self.faults.to_json(now=self._clock()))
 
     async def get_requests(self, request: web.Request) -> web.Response:
-        return _json(self.journal.to_json())
+        """The journal; ``?last=N`` for only the newest N entries."""
+        last = request.query.get("last")
+        if last is not None and not last.isdigit():
+            return _json({"error": {"message": "last must be a whole number"}}, status=400)
+        return _json(self.journal.to_json(last=int(last) if last is not None else None))
 
     async def clear_requests(self, request: web.Request) -> web.Response:
         self.journal.clear()

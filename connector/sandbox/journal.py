@@ -55,15 +55,17 @@ class Journal:
         self.dropped = 0
         self._warned = False
 
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self, last: int | None = None) -> list[dict[str, Any]]:
+        """Oldest first; ``last`` keeps only the newest ``last`` entries."""
+        chosen = self._entries if last is None else list(self._entries)[max(0, len(self._entries) - last) :]
         return [
             {"method": m, "path": p, "record_id": r, "body": _body(b), "status": s, "time": t}
-            for m, p, r, b, s, t in self._entries
+            for m, p, r, b, s, t in chosen
         ]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, last: int | None = None) -> dict[str, Any]:
         return {
-            "requests": self.entries(),
+            "requests": self.entries(last),
             "total": self.total,
             "dropped": self.dropped,
             "truncated": self.dropped > 0,

@@ -65,6 +65,8 @@ class PollSettings:
     timeout_s: float = 0.1
     revoke_timeout_s: float = 15.0
     """How long the engine may take to release revoked partitions (the thread waits a little longer)."""
+    revoke_margin_s: float = 10.0
+    """Extra wait for the engine's answer beyond ``revoke_timeout_s`` before giving up (and not committing)."""
     metadata_timeout_s: float = 10.0
 
 
@@ -357,7 +359,7 @@ class Poller:
         offsets: dict[TP, Commit] = {}
         try:
             fut = asyncio.run_coroutine_threadsafe(self._link.release(tps), self._loop)
-            offsets = fut.result(timeout=self._s.revoke_timeout_s + 10.0)
+            offsets = fut.result(timeout=self._s.revoke_timeout_s + self._s.revoke_margin_s)
         except Exception as exc:
             # Not committing is safe: the new owner re-reads from the last commit (duplicates, never loss).
             log.error("could not release revoked partitions cleanly (%s); not committing them", exc)
@@ -420,9 +422,12 @@ class Poller:
                 tp = TP(topic, int(pid))
                 if tp not in self._assignment:
                     continue
-                lag = pstats.get("consumer_lag", -1)
-                if isinstance(lag, int) and lag >= 0:
-                    self._metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
+                hi, lo = pstats.get("hi_offset", -1), pstats.get("lo_offset", -1)
+                committed = pstats.get("committed_offset", -1)
+                # A group that never committed here will start from the log start (auto.offset.reset=earliest).
+                base = committed if isinstance(committed, int) and committed >= 0 else lo
+                if isinstance(hi, int) and isinstance(base, int) and hi >= 0 and base >= 0:
+                    self._metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, hi - base))
 
     # -- replay mode ---------------------------------------------------------------------------------
 

@@ -111,7 +111,12 @@ def make_stack(
         topic_cfg[name].update((topic_overrides or {}).get(kind, {}))
     group = f"engine-test-{uuid.uuid4().hex[:8]}"
     cfg: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": bootstrap, "group_id": group, "client": {}},
+        # A short session so a SIGKILLed member's partitions move on in seconds (the broker's minimum is 6 s).
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_id": group,
+            "client": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        },
         "topics": topic_cfg,
         "rules": str(rules_path),
         "attentive": {"base_url": sandbox.url, "rate_limits": FAST_RATES, "timeout_s": 5},

@@ -22,7 +22,7 @@ from tests.support import SandboxProcess
 
 pytestmark = pytest.mark.integration
 
-WINDOW_S = 8
+WINDOW_S = 6
 
 
 def test_401_window_pauses_not_ready_no_dead_letters_and_resumes(
@@ -31,7 +31,7 @@ def test_401_window_pauses_not_ready_no_dead_letters_and_resumes(
     stack = make_stack(
         tmp_path, kafka_bootstrap, make_topic, sandbox, kinds=["loyalty"], delivery={"max_in_flight": 8}
     )
-    produce_samples(stack, "loyalty", 900, seed=41)
+    produce_samples(stack, "loyalty", 600, seed=41)
     messages = read_all(kafka_bootstrap, stack.topics["loyalty"])
     calls = expected_calls(stack, messages)
     sandbox.set_faults({"latency_ms": 30, "jitter_ms": 10})

@@ -64,7 +64,7 @@ def test_no_duplicates_across_sigterm_and_restart(
     tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], sandbox: SandboxProcess
 ) -> None:
     stack = make_stack(tmp_path, kafka_bootstrap, make_topic, sandbox, delivery=SLOW)
-    calls = setup_records(stack, 600)
+    calls = setup_records(stack, 400)
     sandbox.set_faults(FAULTS)
     first = ConnectorProcess(stack, name="first")
     try:

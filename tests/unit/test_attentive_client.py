@@ -30,13 +30,20 @@ from connector.errors import (
     ApiTransientError,
     NetworkError,
     RateLimitedError,
+    RoutingError,
 )
 from connector.observability.metrics import Metrics
 from connector.types import Call
 
 KEY = "sk_live_do-not-leak-0123456789"
 BODY = {
-    "items": [{"productId": "p", "productVariantId": "v", "price": [{"value": Decimal("19.990"), "currency": "USD"}]}],
+    "items": [
+        {
+            "productId": "p",
+            "productVariantId": "v",
+            "price": [{"value": Decimal("19.990"), "currency": "USD"}],
+        }
+    ],
     "user": {"phone": "+14155550123"},
 }
 CALL = Call(Endpoint.PURCHASE, BODY, "orders/2/17", "purchase")
@@ -132,7 +139,9 @@ async def test_status_classification(status: int, endpoint: Endpoint, error: typ
     ],
 )
 async def test_subscribe_successes(status: int, body: Any) -> None:
-    client, _, _ = make_client(lambda r: httpx.Response(status, json=body) if body else httpx.Response(status))
+    client, _, _ = make_client(
+        lambda r: httpx.Response(status, json=body) if body else httpx.Response(status)
+    )
     async with client:
         resp = await client.send(Call(Endpoint.SUBSCRIBE, {"user": {}}, "s/0/1", "r"))
     assert resp.status == status
@@ -141,10 +150,12 @@ async def test_subscribe_successes(status: int, body: Any) -> None:
 
 def test_already_done_for_unsubscribe() -> None:
     prev = {"subscriptionResponses": [{"subscriptionUnsubscribeStatus": "PREVIOUSLY_UNSUBSCRIBED"}]}
-    mixed = {"subscriptionResponses": [
-        {"subscriptionUnsubscribeStatus": "PREVIOUSLY_UNSUBSCRIBED"},
-        {"subscriptionUnsubscribeStatus": "NEWLY_UNSUBSCRIBED"},
-    ]}
+    mixed = {
+        "subscriptionResponses": [
+            {"subscriptionUnsubscribeStatus": "PREVIOUSLY_UNSUBSCRIBED"},
+            {"subscriptionUnsubscribeStatus": "NEWLY_UNSUBSCRIBED"},
+        ]
+    }
     assert ApiResponse("unsubscribe", 202, prev, "", 0).already_done
     assert not ApiResponse("unsubscribe", 202, mixed, "", 0).already_done
     assert not ApiResponse("unsubscribe", 202, {"subscriptionResponses": []}, "", 0).already_done
@@ -153,8 +164,9 @@ def test_already_done_for_unsubscribe() -> None:
 
 async def test_429_with_retry_after_holds_the_endpoint() -> None:
     client, metrics, _ = make_client(
-        lambda r: httpx.Response(429, headers={"Retry-After": "3", "x-ratelimit-limit": "150",
-                                               "x-ratelimit-remaining": "0"})
+        lambda r: httpx.Response(
+            429, headers={"Retry-After": "3", "x-ratelimit-limit": "150", "x-ratelimit-remaining": "0"}
+        )
     )
     async with client:
         with pytest.raises(RateLimitedError) as info:
@@ -211,7 +223,9 @@ async def test_network_failures_are_transient(exc: Exception, fragment: str) -> 
         with pytest.raises(NetworkError) as info:
             await client.send(CALL)
     assert fragment in str(info.value) and info.value.retriable and info.value.status is None
-    assert info.value.__cause__ is None and info.value.__suppress_context__  # no httpx request (headers) attached
+    assert (
+        info.value.__cause__ is None and info.value.__suppress_context__
+    )  # no httpx request (headers) attached
     assert sample(metrics, "api_requests_total", endpoint="ecommerce.purchase", status_class="network") == 1
     assert sample(metrics, "in_flight_requests") == 0
 
@@ -259,10 +273,30 @@ async def test_secret_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
         with pytest.raises(NetworkError) as info:
             await client2.send(CALL)
     errors.append(info.value)
-    texts = [repr(client), str(client), repr(s), str(s), repr(s.api_key), s.model_dump_json(),
-             caplog.text, generate_latest(metrics.registry).decode(), repr(client._http.auth)]
+    texts = [
+        repr(client),
+        str(client),
+        repr(s),
+        str(s),
+        repr(s.api_key),
+        s.model_dump_json(),
+        caplog.text,
+        generate_latest(metrics.registry).decode(),
+        repr(client._http.auth),
+    ]
     texts += [f"{e!s} {e!r} {vars(e)}" for e in errors]
     for text in texts:
         assert KEY not in text
     assert len(errors) == 5
     assert "orders/2/17" in caplog.text  # the log line is there, with the record id
+
+
+async def test_unserialisable_body_is_the_records_fault_and_sends_nothing() -> None:
+    client, metrics, seen = make_client(lambda r: httpx.Response(200))
+    async with client:
+        with pytest.raises(RoutingError, match="not JSON") as info:
+            await client.send(Call(Endpoint.CUSTOM_EVENT, {"type": "x", "when": object()}, "t/0/1", "rule-a"))
+        with pytest.raises(RoutingError):
+            await client.send(Call(Endpoint.PURCHASE, {"v": float("nan")}, "t/0/2", "rule-a"))
+    assert info.value.permanent and info.value.rule == "rule-a"
+    assert seen == []

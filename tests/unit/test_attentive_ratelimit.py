@@ -234,7 +234,7 @@ async def simulate(
     return ok / (seconds * limit), denied / (ok + denied)
 
 
-@pytest.mark.parametrize("jitter_s", [0.0, 0.02])
+@pytest.mark.parametrize("jitter_s", [0.0, 0.01])
 @pytest.mark.parametrize("limit", [150, 10, 5])
 async def test_alone_full_throughput_without_429s(limit: int, jitter_s: float) -> None:
     throughput, denied = await simulate(1, limit, limit, 20, jitter_s=jitter_s)
@@ -244,10 +244,22 @@ async def test_alone_full_throughput_without_429s(limit: int, jitter_s: float) -
 
 @pytest.mark.parametrize(
     ("replicas", "limit", "jitter_s"),
-    [(2, 150, 0.0), (4, 150, 0.0), (8, 150, 0.0), (3, 10, 0.0), (3, 5, 0.0),
-     (2, 150, 0.02), (4, 150, 0.01), (3, 10, 0.02), (3, 5, 0.02)],
+    [
+        (2, 150, 0.0),
+        (4, 150, 0.0),
+        (8, 150, 0.0),
+        (3, 10, 0.0),
+        (3, 5, 0.0),
+        (2, 150, 0.02),
+        (4, 150, 0.02),
+        (8, 150, 0.01),
+        (3, 10, 0.02),
+        (3, 5, 0.02),
+    ],
 )
-async def test_replicas_sharing_a_key_back_off_before_429s(replicas: int, limit: int, jitter_s: float) -> None:
+async def test_replicas_sharing_a_key_back_off_before_429s(
+    replicas: int, limit: int, jitter_s: float
+) -> None:
     throughput, denied = await simulate(replicas, limit, limit, 20, jitter_s=jitter_s)
     assert denied <= 0.005
     assert throughput >= 0.9
@@ -257,3 +269,19 @@ async def test_without_the_headers_replicas_would_be_rate_limited() -> None:
     """The control: same setup, answers not fed back -> about half the requests are refused."""
     _, denied = await simulate(2, 150, 150, 10, feedback=False)
     assert denied > 0.3
+
+
+async def test_budget_gate_counts_requests_already_on_their_way() -> None:
+    """The newest answer says 6 left in this second; once we have sent 6 more (no answers yet), the next
+    request waits for the next second instead of overrunning this one."""
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    for remaining in (9, 8, 7, 6):  # four of ours, answered: the window opened at vt.now
+        lim.observe(10, remaining, sent_at=vt.now - 0.01)
+    window_end = vt.now + 1.0
+    times = []
+    for _ in range(7):
+        await lim.acquire()
+        times.append(vt.now)
+    assert all(t < window_end for t in times[:6])
+    assert times[6] >= window_end

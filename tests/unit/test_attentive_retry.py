@@ -77,17 +77,28 @@ async def test_retries_transient_then_succeeds_honouring_retry_after() -> None:
         OK,
     )
     resp = await send_with_retries(
-        client, CALL, max_attempts=5, backoff=Backoff(0.01, 10, random.Random(0)), sleep=sleep, metrics=metrics
+        client,
+        CALL,
+        max_attempts=5,
+        backoff=Backoff(0.01, 10, random.Random(0)),
+        sleep=sleep,
+        metrics=metrics,
     )
     assert resp is OK and client.calls == 3
     assert slept[0] >= 1.5 and slept[1] <= 0.02
     reg = metrics.registry
-    assert reg.get_sample_value(
-        "attentive_connector_api_retries_total", {"endpoint": "custom_event", "reason": "rate_limited"}
-    ) == 1
-    assert reg.get_sample_value(
-        "attentive_connector_api_retries_total", {"endpoint": "custom_event", "reason": "network"}
-    ) == 1
+    assert (
+        reg.get_sample_value(
+            "attentive_connector_api_retries_total", {"endpoint": "custom_event", "reason": "rate_limited"}
+        )
+        == 1
+    )
+    assert (
+        reg.get_sample_value(
+            "attentive_connector_api_retries_total", {"endpoint": "custom_event", "reason": "network"}
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

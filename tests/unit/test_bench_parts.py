@@ -80,8 +80,8 @@ def test_added_latency_uses_each_records_first_successful_first_call() -> None:
         _entry(path, 200, 2_000.200, "signups/1/7/1"),  # after the first call's answer: excluded
         _entry(path, 200, 3_000.000, "orders/0/99"),  # not produced in this phase
     ]
-    got = sorted(shaped.added_latencies_ms(journal, produced))
-    assert got == pytest.approx([20.0, 30.0])
+    got = shaped.added_latencies_ms(journal, produced)
+    assert got == pytest.approx({"orders/0/5": 30.0, "signups/1/7": 20.0})
 
 
 def test_percentile() -> None:

@@ -65,11 +65,15 @@ async def test_me(make: Factory) -> None:
 async def test_spec_examples_are_accepted(make: Factory, endpoint: Endpoint) -> None:
     c = await make()
     r = await post(c, endpoint, spec_examples()[endpoint])
-    assert r.status == (202 if endpoint in (Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE) else 200), await r.text()
+    assert r.status == (202 if endpoint in (Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE) else 200), (
+        await r.text()
+    )
 
 
 @pytest.mark.parametrize(("name", "endpoint", "body"), DOC_SAMPLES, ids=[s[0] for s in DOC_SAMPLES])
-async def test_documented_samples_are_accepted(make: Factory, name: str, endpoint: Endpoint, body: Any) -> None:
+async def test_documented_samples_are_accepted(
+    make: Factory, name: str, endpoint: Endpoint, body: Any
+) -> None:
     c = await make()
     r = await post(c, endpoint, body)
     assert 200 <= r.status < 300, await r.text()
@@ -149,7 +153,12 @@ async def test_rate_limit_can_be_disabled(make: Factory) -> None:
 async def test_faults_runtime_api(make: Factory) -> None:
     c = await make(seed=1)
     r = await c.get("/__sandbox/faults")
-    assert await r.json() == {"error_rates": {}, "latency_ms": 0.0, "jitter_ms": 0.0, "unauthorized_for_s": 0.0}
+    assert await r.json() == {
+        "error_rates": {},
+        "latency_ms": 0.0,
+        "jitter_ms": 0.0,
+        "unauthorized_for_s": 0.0,
+    }
     r = await c.post("/__sandbox/faults", json={"error_rates": {"503": 1.0}, "latency_ms": 5})
     assert r.status == 200 and (await r.json())["error_rates"] == {"503": 1.0}
     # decided before validation: even an invalid body gets the injected status
@@ -227,33 +236,49 @@ async def test_subscription_state(make: Factory) -> None:
     sub = {"user": {"phone": "+13115552368", "email": "Shopper@Example.com"}, "signUpSourceId": "123"}
     first = await (await post(c, Endpoint.SUBSCRIBE, sub)).json()
     assert v.validate_component("AddSubscriptionsResponseDto", first) == []
-    assert [(x["subscription"]["channel"], x["subscriptionCreationStatus"]) for x in first["subscriptionResponses"]] == [
-        ("TEXT", "NEWLY_CREATED"), ("EMAIL", "NEWLY_CREATED")
-    ]
-    again = await (await post(c, Endpoint.SUBSCRIBE, {**sub, "user": {"email": "shopper@example.com"}})).json()
+    assert [
+        (x["subscription"]["channel"], x["subscriptionCreationStatus"])
+        for x in first["subscriptionResponses"]
+    ] == [("TEXT", "NEWLY_CREATED"), ("EMAIL", "NEWLY_CREATED")]
+    again = await (
+        await post(c, Endpoint.SUBSCRIBE, {**sub, "user": {"email": "shopper@example.com"}})
+    ).json()
     assert [x["subscriptionCreationStatus"] for x in again["subscriptionResponses"]] == ["PREVIOUSLY_CREATED"]
     unsub = {"user": {"phone": "+13115552368"}, "notification": {"language": "en-US", "disabled": True}}
     r1 = await (await post(c, Endpoint.UNSUBSCRIBE, unsub)).json()
     r2 = await (await post(c, Endpoint.UNSUBSCRIBE, unsub)).json()
     assert v.validate_component("UnsubscribeSubscriptionsResponseDto", r1) == []
     assert [x["subscriptionUnsubscribeStatus"] for x in r1["subscriptionResponses"]] == ["NEWLY_UNSUBSCRIBED"]
-    assert [x["subscriptionUnsubscribeStatus"] for x in r2["subscriptionResponses"]] == ["PREVIOUSLY_UNSUBSCRIBED"]
+    assert [x["subscriptionUnsubscribeStatus"] for x in r2["subscriptionResponses"]] == [
+        "PREVIOUSLY_UNSUBSCRIBED"
+    ]
     # subscribing again after an unsubscribe creates it anew; the type from locale+subscriptionType is kept
-    tx = {"user": {"phone": "+13115552368"}, "locale": {"language": "en", "country": "US"},
-          "subscriptionType": "TRANSACTIONAL"}
+    tx = {
+        "user": {"phone": "+13115552368"},
+        "locale": {"language": "en", "country": "US"},
+        "subscriptionType": "TRANSACTIONAL",
+    }
     r = await (await post(c, Endpoint.SUBSCRIBE, tx)).json()
     assert r["subscriptionResponses"] == [
-        {"subscription": {"type": "TRANSACTIONAL", "channel": "TEXT"}, "subscriptionCreationStatus": "NEWLY_CREATED"}
+        {
+            "subscription": {"type": "TRANSACTIONAL", "channel": "TEXT"},
+            "subscriptionCreationStatus": "NEWLY_CREATED",
+        }
     ]
-    only_email = {"user": {"email": "shopper@example.com"}, "subscriptions": [{"type": "MARKETING", "channel": "EMAIL"}]}
+    only_email = {
+        "user": {"email": "shopper@example.com"},
+        "subscriptions": [{"type": "MARKETING", "channel": "EMAIL"}],
+    }
     r = await (await post(c, Endpoint.UNSUBSCRIBE, only_email)).json()
     assert [x["subscriptionUnsubscribeStatus"] for x in r["subscriptionResponses"]] == ["NEWLY_UNSUBSCRIBED"]
 
 
 async def test_journal_and_stats(make: Factory) -> None:
     c = await make()
-    body = b'{"items":[{"productId":"p","productVariantId":"v","price":[{"value":19.990,"currency":"USD"}]}],' \
-           b'"user":{"email":"a@b.co"}}'
+    body = (
+        b'{"items":[{"productId":"p","productVariantId":"v","price":[{"value":19.990,"currency":"USD"}]}],'
+        b'"user":{"email":"a@b.co"}}'
+    )
     await post(c, Endpoint.PURCHASE, body, **{"X-Record-Id": "orders/1/5"})
     await post(c, Endpoint.PURCHASE, {"items": []})
     await c.get("/v1/me", headers=AUTH)
@@ -263,14 +288,19 @@ async def test_journal_and_stats(make: Factory) -> None:
     journal = json.loads(raw)
     first = journal["requests"][0]
     assert {k: first[k] for k in ("method", "path", "record_id", "status")} == {
-        "method": "POST", "path": "/v1/events/ecommerce/purchase", "record_id": "orders/1/5", "status": 200
+        "method": "POST",
+        "path": "/v1/events/ecommerce/purchase",
+        "record_id": "orders/1/5",
+        "status": 200,
     }
     assert first["body"]["user"] == {"email": "a@b.co"} and isinstance(first["time"], float)
     assert [e["status"] for e in journal["requests"]] == [200, 400, 200]
     assert journal["total"] == 3 and journal["truncated"] is False
     stats = await (await c.get("/__sandbox/stats")).json()
-    assert stats == {"by_path": {"/v1/events/ecommerce/purchase": {"200": 1, "400": 1}, "/v1/me": {"200": 1}},
-                     "total": 3}
+    assert stats == {
+        "by_path": {"/v1/events/ecommerce/purchase": {"200": 1, "400": 1}, "/v1/me": {"200": 1}},
+        "total": 3,
+    }
     assert (await c.delete("/__sandbox/requests")).status == 200
     assert (await (await c.get("/__sandbox/requests")).json())["requests"] == []
     assert (await (await c.get("/__sandbox/stats")).json()) == {"by_path": {}, "total": 0}
@@ -284,6 +314,9 @@ async def test_journal_is_bounded_and_says_so(make: Factory, capsys: pytest.Capt
     assert [e["record_id"] for e in j["requests"]] == ["t/0/2", "t/0/3", "t/0/4"]
     assert j["truncated"] is True and j["dropped"] == 2 and j["total"] == 5 and j["max_entries"] == 3
     assert "journal full (3 entries)" in capsys.readouterr().err
+    newest = await (await c.get("/__sandbox/requests?last=2")).json()
+    assert [e["record_id"] for e in newest["requests"]] == ["t/0/3", "t/0/4"]
+    assert (await c.get("/__sandbox/requests?last=-1")).status == 400
     stats = await (await c.get("/__sandbox/stats")).json()
     assert stats["total"] == 5  # stats count everything
 

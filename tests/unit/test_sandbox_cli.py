@@ -27,12 +27,34 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_flags_to_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     s = settings_from_args(
-        parse("--api-key", KEY, "--no-validate", "--lenient", "--rate-limit", "subscribe=3", "--rate-limit",
-              "custom_event=40", "--latency-ms", "20", "--jitter-ms", "5", "--error-rate", "503=0.25",
-              "--journal-max", "10", "--seed", "9")
+        parse(
+            "--api-key",
+            KEY,
+            "--no-validate",
+            "--lenient",
+            "--rate-limit",
+            "subscribe=3",
+            "--rate-limit",
+            "custom_event=40",
+            "--latency-ms",
+            "20",
+            "--jitter-ms",
+            "5",
+            "--error-rate",
+            "503=0.25",
+            "--journal-max",
+            "10",
+            "--seed",
+            "9",
+        )
     )
     assert (s.api_key, s.validate, s.strict_top_level, s.rate_limit, s.journal_max, s.seed) == (
-        KEY, False, False, True, 10, 9
+        KEY,
+        False,
+        False,
+        True,
+        10,
+        9,
     )
     assert s.rate_limits == {Endpoint.SUBSCRIBE: 3, Endpoint.CUSTOM_EVENT: 40}
     assert s.limit(Endpoint.SUBSCRIBE) == 3 and s.limit(Endpoint.UNSUBSCRIBE) == 5
@@ -64,11 +86,16 @@ def test_bad_flags(argv: tuple[str, ...], fragment: str, monkeypatch: pytest.Mon
 def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--api-key", KEY, *flags],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert line.startswith("sandbox listening on http://127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
+    assert line.startswith("sandbox listening on http://127.0.0.1:"), line + (
+        proc.stderr.read() if proc.stderr else ""
+    )
     return proc, line.split(" on ", 1)[1].strip()
 
 
@@ -91,7 +118,10 @@ def test_subprocess_serves_and_stops_cleanly_on_sigterm() -> None:
 def test_bad_flag_exits_2_and_busy_port_exits_1() -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "connector", "sandbox", "--api-key", KEY, "--rate-limit", "nope=1"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 2 and "unknown endpoint 'nope'" in bad.stderr
     with socket.socket() as s:
@@ -100,6 +130,9 @@ def test_bad_flag_exits_2_and_busy_port_exits_1() -> None:
         port = s.getsockname()[1]
         busy = subprocess.run(
             [sys.executable, "-m", "connector", "sandbox", "--api-key", KEY, "--port", str(port)],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr

@@ -1,0 +1,431 @@
+"""The poll thread with a scripted fake consumer: rebalance handling, commits, pauses, bounds, replay mode.
+
+(The same code runs against the real broker in tests/integration/test_engine_*.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from connector.observability.health import HealthState
+from connector.observability.metrics import Metrics
+from connector.source.kafka import Inbound
+from connector.source.offsets import TP, Commit, encode_done
+from connector.source.poller import Poller, PollSettings
+
+
+class FakeMessage:
+    def __init__(self, topic: str, partition: int, offset: int, err: Any = None) -> None:
+        self._t, self._p, self._o, self._err = topic, partition, offset, err
+
+    def error(self) -> Any:
+        return self._err
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return b"v"
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("h", b"1")]
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+class FakeError:
+    def __init__(self, code: int, fatal: bool = False) -> None:
+        self._code, self._fatal = code, fatal
+
+    def code(self) -> int:
+        return self._code
+
+    def fatal(self) -> bool:
+        return self._fatal
+
+    def __str__(self) -> str:
+        return f"error {self._code}"
+
+
+class FakeConsumer:
+    """Each consume() runs the next scripted step: ("assign"|"revoke"|"lost", [TopicPartition]) or a list of
+    messages. ``committed_meta`` answers committed()."""
+
+    def __init__(self, steps: list[Any], committed_meta: dict[tuple[str, int], tuple[int, str]] | None = None) -> None:
+        self.steps = deque(steps)
+        self.committed_meta = committed_meta or {}
+        self.cb: dict[str, Any] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self.paused: set[tuple[str, int]] = set()
+        self.commits: list[tuple[bool, list[tuple[str, int, int, str | None]]]] = []
+        self.consume_sizes: list[int] = []
+        self.closed = False
+        self.log: list[str] = []
+        self.watermarks: dict[tuple[str, int], tuple[int, int]] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        self.conf: dict[str, Any] = {}
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.cb = callbacks
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        self.consume_sizes.append(num_messages)
+        if not self.steps:
+            time.sleep(0.01)
+            return []
+        step = self.steps.popleft()
+        if isinstance(step, tuple):
+            kind, parts = step
+            self.log.append(kind)
+            self.cb[f"on_{kind}"](self, parts)
+            return []
+        return [m for m in step if (m.topic(), m.partition()) not in self.paused][:num_messages]
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.log.append("incremental_assign")
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self.log.append("incremental_unassign")
+        self.assigned -= {(p.topic, p.partition) for p in partitions}
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = {(p.topic, p.partition) for p in partitions}
+        self.positions = {(p.topic, p.partition): p.offset for p in partitions}
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused |= {(p.topic, p.partition) for p in partitions}
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused -= {(p.topic, p.partition) for p in partitions}
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.log.append("commit-async" if asynchronous else "commit-sync")
+        self.commits.append((asynchronous, [(p.topic, p.partition, p.offset, p.metadata) for p in offsets]))
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
+        out = []
+        for p in partitions:
+            off, meta = self.committed_meta.get((p.topic, p.partition), (-1001, ""))
+            out.append(TopicPartition(p.topic, p.partition, off, metadata=meta) if meta else TopicPartition(p.topic, p.partition, off))
+        return out
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(p.topic, p.partition, self.positions.get((p.topic, p.partition), -1001)) for p in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1, cached: bool = False) -> Any:
+        return self.watermarks[(partition.topic, partition.partition)]
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        parts = {p for (t, p) in self.watermarks if t == topic}
+
+        class TMD:
+            error = None
+            partitions = {p: None for p in parts}
+
+        class MD:
+            topics = {topic: TMD()} if parts else {}
+
+        return MD()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.assigned and "on_revoke" in self.cb:
+            self.cb["on_revoke"](self, [TopicPartition(t, p) for t, p in sorted(self.assigned)])
+
+
+class FakeLink:
+    """The engine side, on the loop."""
+
+    def __init__(self) -> None:
+        self.assigned_calls: list[tuple[list[TP], dict[TP, set[int]] | None]] = []
+        self.batches: list[list[Inbound]] = []
+        self.released: list[list[TP]] = []
+        self.lost_calls: list[list[TP]] = []
+        self.confirmed: list[dict[TP, int]] = []
+        self.release_result: dict[TP, Commit] = {}
+        self.release_delay = 0.0
+        self.release_error: BaseException | None = None
+        self.exhausted_called = asyncio.Event()
+
+    def assigned(self, tps: list[TP], done: dict[TP, set[int]] | None = None) -> None:
+        self.assigned_calls.append((tps, done))
+
+    def accept(self, batch: list[Inbound]) -> None:
+        self.batches.append(batch)
+
+    async def release(self, tps: list[TP]) -> dict[TP, Commit]:
+        self.released.append(tps)
+        await asyncio.sleep(self.release_delay)
+        if self.release_error is not None:
+            raise self.release_error
+        return {tp: c for tp, c in self.release_result.items() if tp in tps}
+
+    def lost(self, tps: list[TP]) -> None:
+        self.lost_calls.append(tps)
+
+    def committed(self, positions: dict[TP, int]) -> None:
+        self.confirmed.append(positions)
+
+    def exhausted(self) -> None:
+        self.exhausted_called.set()
+
+
+P0, P1 = TopicPartition("orders", 0), TopicPartition("orders", 1)
+T0, T1 = TP("orders", 0), TP("orders", 1)
+
+
+def make_poller(consumer: FakeConsumer, link: FakeLink, **kw: Any) -> tuple[Poller, Metrics, HealthState]:
+    metrics = Metrics(CollectorRegistry())
+    health = HealthState()
+    kw.setdefault("topics", ["orders"])
+    kw.setdefault("settings", PollSettings(timeout_s=0.01, revoke_timeout_s=0.5, metadata_timeout_s=1))
+    def factory(conf: dict[str, Any]) -> FakeConsumer:
+        consumer.conf = conf
+        return consumer
+
+    poller = Poller(
+        factory,
+        {"group.id": "g"},
+        link=link,
+        loop=asyncio.get_running_loop(),
+        metrics=metrics,
+        health=health,
+        **kw,
+    )
+    return poller, metrics, health
+
+
+async def eventually(pred: Any, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_assignment_with_commit_metadata_then_records_then_pause_and_resume() -> None:
+    consumer = FakeConsumer(
+        [("assign", [P0, P1]), [FakeMessage("orders", 0, 5), FakeMessage("orders", 1, 0)]],
+        committed_meta={("orders", 0): (5, encode_done(5, [7, 8]))},
+    )
+    link = FakeLink()
+    poller, metrics, health = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: link.batches)
+    [(tps, done)] = link.assigned_calls
+    assert tps == [T0, T1]
+    assert done == {T0: {7, 8}}  # the previous owner's finished offsets above its commit
+    assert [(i.tp, i.offset, i.record.headers if i.record else None) for i in link.batches[0]] == [
+        (T0, 5, (("h", b"1"),)),
+        (T1, 0, (("h", b"1"),)),
+    ]
+    assert health.assignment_state == "assigned"
+    poller.set_paused("backpressure", True)
+    poller.set_paused("auth", True)
+    await eventually(lambda: consumer.paused == {("orders", 0), ("orders", 1)})
+    poller.set_paused("backpressure", False)
+    await asyncio.sleep(0.05)
+    assert consumer.paused  # still paused for auth
+    poller.set_paused("auth", False)
+    await eventually(lambda: not consumer.paused)
+    assert metrics.paused_partitions._value.get() == 0
+    assert health.last_poll is not None
+    poller.stop()
+    await poller.wait()
+
+
+async def test_partitions_assigned_while_paused_are_paused_at_once() -> None:
+    consumer = FakeConsumer([("assign", [P0])])
+    link = FakeLink()
+    poller, _, _ = make_poller(consumer, link)
+    poller.set_paused("auth", True)
+    poller.start()
+    await eventually(lambda: consumer.assigned == {("orders", 0)})
+    assert consumer.paused == {("orders", 0)}
+    poller.stop()
+    await poller.wait()
+
+
+async def test_revoke_releases_then_commits_synchronously_with_metadata_then_unassigns() -> None:
+    consumer = FakeConsumer([("assign", [P0, P1]), ("revoke", [P0])])
+    link = FakeLink()
+    meta = encode_done(10, [12])
+    link.release_result = {T0: Commit(10, meta)}
+    poller, metrics, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: "incremental_unassign" in consumer.log)
+    assert link.released == [[T0]]
+    assert consumer.commits == [(False, [("orders", 0, 10, meta)])]
+    assert consumer.log.index("commit-sync") < consumer.log.index("incremental_unassign")
+    assert consumer.assigned == {("orders", 1)}
+    assert metrics.rebalances.labels("revoked")._value.get() == 1
+    await eventually(lambda: link.confirmed == [{T0: 10}])
+    poller.stop()
+    await poller.wait()
+
+
+async def test_a_release_that_times_out_commits_nothing() -> None:
+    consumer = FakeConsumer([("assign", [P0]), ("revoke", [P0])])
+    link = FakeLink()
+    link.release_result = {T0: Commit(10)}
+    link.release_delay = 30  # the engine never answers in time
+    poller, _, _ = make_poller(
+        consumer, link, settings=PollSettings(timeout_s=0.01, revoke_timeout_s=0.05, revoke_margin_s=0.05)
+    )
+    poller.start()
+    await eventually(lambda: "incremental_unassign" in consumer.log, timeout=5)
+    assert consumer.commits == []  # not committing is safe: the new owner redoes from the last commit
+    poller.stop()
+    await poller.wait()
+
+
+async def test_lost_partitions_are_dropped_without_a_commit() -> None:
+    consumer = FakeConsumer([("assign", [P0]), ("lost", [P0])])
+    link = FakeLink()
+    poller, metrics, health = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: link.lost_calls)
+    assert link.lost_calls == [[T0]]
+    assert consumer.commits == []
+    assert metrics.rebalances.labels("lost")._value.get() == 1
+    await eventually(lambda: health.assignment_state == "waiting")
+    poller.stop()
+    await poller.wait()
+
+
+async def test_async_commits_only_for_owned_partitions_and_stop_commits_synchronously_once() -> None:
+    consumer = FakeConsumer([("assign", [P0])])
+    link = FakeLink()
+    link.release_result = {T0: Commit(7)}
+    poller, _, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: consumer.assigned)
+    poller.commit({T0: Commit(3), T1: Commit(9)})  # T1 is not ours
+    await eventually(lambda: consumer.commits)
+    assert consumer.commits == [(True, [("orders", 0, 3, None)])]
+    poller.stop({T0: Commit(7)})
+    await poller.wait()
+    assert consumer.closed
+    # The final sync commit, then close() revokes: the release returns the same position — not committed twice.
+    assert consumer.commits[1:] == [(False, [("orders", 0, 7, None)])]
+
+
+async def test_each_poll_fetches_no_more_than_the_engine_can_take() -> None:
+    msgs = [FakeMessage("orders", 0, i) for i in range(100)]
+    consumer = FakeConsumer([("assign", [P0]), msgs])
+    link = FakeLink()
+    room = {"n": 40}
+    poller, _, _ = make_poller(consumer, link, capacity=lambda: room["n"])
+    poller.start()
+    await eventually(lambda: link.batches)
+    assert max(consumer.consume_sizes) <= 40
+    assert len(link.batches[0]) == 40
+    room["n"] = 0
+    await asyncio.sleep(0.05)
+    assert consumer.consume_sizes[-1] == 1  # full: still polls (callbacks, heartbeats), fetches at most one
+    poller.stop()
+    await poller.wait()
+
+
+async def test_a_fatal_consumer_error_ends_the_thread_with_the_error() -> None:
+    consumer = FakeConsumer([("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError._FATAL, fatal=True))]])
+    link = FakeLink()
+    poller, _, _ = make_poller(consumer, link)
+    poller.start()
+    with pytest.raises(Exception, match="error"):
+        await asyncio.wait_for(poller.wait(), 3)
+    assert consumer.closed
+
+
+async def test_non_fatal_errors_are_logged_and_polling_continues(caplog: pytest.LogCaptureFixture) -> None:
+    consumer = FakeConsumer(
+        [("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError.UNKNOWN_TOPIC_OR_PART))], [FakeMessage("orders", 0, 1)]]
+    )
+    link = FakeLink()
+    poller, _, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: link.batches)
+    assert [i.offset for i in link.batches[0]] == [1]
+    assert "Kafka consumer error" in caplog.text
+    poller.stop()
+    await poller.wait()
+
+
+async def test_replay_mode_reads_from_the_committed_offsets_to_the_end_seen_at_start() -> None:
+    consumer = FakeConsumer(
+        [[FakeMessage("orders.dlq", 0, 3), FakeMessage("orders.dlq", 0, 4), FakeMessage("orders.dlq", 0, 5)]],
+        committed_meta={("orders.dlq", 0): (3, "")},
+    )
+    consumer.watermarks = {("orders.dlq", 0): (0, 5), ("orders.dlq", 1): (2, 2)}
+    link = FakeLink()
+    poller, _, _ = make_poller(consumer, link, topics=None, fixed_topic="orders.dlq")
+    poller.start()
+    await asyncio.wait_for(link.exhausted_called.wait(), 3)
+    assert poller.plan == {TP("orders.dlq", 0): (3, 5), TP("orders.dlq", 1): (2, 2)}
+    assert [i.offset for b in link.batches for i in b] == [3, 4]  # offset 5 was written after the start
+    assert consumer.paused  # nothing more is read
+    poller.stop()
+    await poller.wait()
+
+
+async def test_replay_mode_without_the_topic_fails_clearly() -> None:
+    consumer = FakeConsumer([])
+    poller, _, _ = make_poller(consumer, FakeLink(), topics=None, fixed_topic="nope.dlq")
+    poller.start()
+    with pytest.raises(Exception, match="nope.dlq"):
+        await asyncio.wait_for(poller.wait(), 3)
+
+
+def test_poller_needs_exactly_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Poller(lambda c: FakeConsumer([]), {}, link=FakeLink(), loop=asyncio.new_event_loop(), metrics=Metrics(CollectorRegistry()))
+
+
+
+async def test_consumer_lag_comes_from_the_client_statistics() -> None:
+    import json
+
+    consumer = FakeConsumer([("assign", [P0, P1])])
+    link = FakeLink()
+    poller, metrics, health = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: consumer.assigned)
+    stats = {
+        "brokers": {"b1": {"nodeid": 1, "state": "UP"}},
+        "topics": {
+            "orders": {
+                "partitions": {
+                    "0": {"hi_offset": 120, "lo_offset": 0, "committed_offset": 100},
+                    "1": {"hi_offset": 50, "lo_offset": 10, "committed_offset": -1001},  # never committed
+                    "-1": {"hi_offset": -1, "lo_offset": -1, "committed_offset": -1001},
+                }
+            },
+            "other": {"partitions": {"0": {"hi_offset": 9, "lo_offset": 0, "committed_offset": 0}}},
+        },
+    }
+    consumer.conf["stats_cb"](json.dumps(stats))  # librdkafka calls it from inside consume()
+    assert metrics.consumer_lag.labels("orders", "0")._value.get() == 20
+    assert metrics.consumer_lag.labels("orders", "1")._value.get() == 40
+    assert health.broker_reachable is True
+    poller.stop()
+    await poller.wait()
