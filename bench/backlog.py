@@ -114,28 +114,32 @@ def natural_mix(pool: Pool, count: int, *, seed: int = 2) -> list[PoolRecord]:
 def plan_counts(signatures: Mapping[Signature, int], need: Mapping[Endpoint, float]) -> dict[Signature, int]:
     """How many records of each signature make every endpoint get about ``need[e]`` calls.
 
-    Greedy, slowest endpoint first: for each endpoint still short, add records of the signature that
-    contains it and brings the fewest calls to other endpoints (ties: the more common signature). Overshoot
-    on a fast endpoint (a signup's custom-attributes call beside its subscribe) is small next to its need.
+    Greedy. Endpoints that no single-call record reaches (custom attributes come only beside a subscribe or
+    a loyalty event) are planned first, while every endpoint still has room; then the others, smallest need
+    first. For each endpoint short of calls, take the signature that overshoots the other endpoints' needs
+    least (then: fewer calls per record, then the more common signature). This keeps every endpoint near
+    its need, so "half the limit" really is half for each one.
     """
     remaining = dict(need)
     counts: dict[Signature, int] = collections.Counter()
-    for endpoint in sorted(need, key=lambda e: need[e]):
+    singles = {s[0] for s in signatures if len(set(s)) == 1}
+    for endpoint in sorted(need, key=lambda e: (e in singles, need[e])):
         if remaining[endpoint] <= 0:
             continue
         candidates = [s for s in signatures if endpoint in s]
         if not candidates:
             continue
-        best = min(
-            candidates,
-            key=lambda s: (
-                sum(1 for e in s if e != endpoint and remaining.get(e, 0) <= 0),
-                len(s),
-                -signatures[s],
-            ),
-        )
-        per_record = best.count(endpoint)
-        n = int(-(-remaining[endpoint] // per_record))  # ceil
+
+        def records_needed(sig: Signature, endpoint: Endpoint = endpoint) -> int:
+            return int(-(-remaining[endpoint] // sig.count(endpoint)))  # ceil
+
+        def overshoot(sig: Signature, endpoint: Endpoint = endpoint) -> float:
+            n = records_needed(sig)
+            extra = collections.Counter(e for e in sig if e != endpoint)
+            return sum(max(0.0, n * k - max(remaining.get(e, 0.0), 0.0)) for e, k in extra.items())
+
+        best = min(candidates, key=lambda s: (overshoot(s), len(s), -signatures[s]))
+        n = records_needed(best)
         counts[best] += n
         for e in best:
             remaining[e] = remaining.get(e, 0) - n
@@ -157,7 +161,7 @@ def shaped_mix(pool: Pool, need: Mapping[Endpoint, float], *, seed: int = 3) -> 
 
 
 def endpoint_calls(records: Iterable[PoolRecord]) -> dict[Endpoint, int]:
-    c: dict[Endpoint, int] = collections.Counter()
+    c: collections.Counter[Endpoint] = collections.Counter()
     for r in records:
         c.update(r.endpoints)
     return dict(c)

@@ -77,7 +77,7 @@ def consume_decode(
             for msg in batch:
                 if msg.error():
                     continue
-                decoders[msg.topic()].decode(msg.value())
+                decoders[msg.topic() or ""].decode(msg.value())
                 done += 1
         last = time.monotonic()
     finally:

@@ -28,12 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench import backlog as bl
 from bench import ceilings, report, shaped
 from bench.connector_proc import ConnectorProcess
 from bench.e2e import drain
 from bench.machine import machine_info
 from bench.naive import naive_loop
+from bench.procstats import cpu_seconds
 from bench.stack import FAST_SANDBOX_FLAGS, REPO, SHAPED_SANDBOX_FLAGS, TOPICS, Stack, running_stack
 from connector.attentive.endpoints import Endpoint
 from connector.config import ConnectorConfig, load_config
@@ -114,12 +117,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="librdkafka setting added to the connector's kafka.client (repeatable; for tuning experiments)",
     )
     parser.add_argument(
+        "--connector-set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="set a value in the connector's config, e.g. delivery.max_in_flight=128 (repeatable; YAML value)",
+    )
+    parser.add_argument(
         "--phases",
         default=",".join(PHASES),
         help="comma-separated phases to run (default: all; for working on one phase)",
     )
     parser.add_argument(
-        "--backlog-records", type=int, default=None, help="override the backlog size (default 1M, quick 5k)"
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of the sizes (e.g. backlog_records=200000, backlog_cap_s=60; see Sizes)",
     )
 
 
@@ -265,13 +279,16 @@ class Run:
     def e2e(self) -> None:
         cp = self._fast_connector()
         n = len(self.e2e_records)
+        fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
+        sb_cpu0 = cpu_seconds(fast.proc.pid)
         result = drain(cp, n, window_cap_s=self.sizes.e2e_cap_s, log=self.log)
+        sb_cpu = cpu_seconds(fast.proc.pid) - sb_cpu0
         self._fast_cp_above += result.finished
         self.results["e2e_records_per_s"] = round(result.records_per_s, 1)
         self.results["e2e_requests_per_s"] = round(result.requests_per_s, 1)
         self.results["cpu_s_per_1000"] = round(result.cpu_s_per_1000, 3)
         self.results["peak_rss_mb"] = round(result.peak_rss_mb, 1)
-        self.details["e2e"] = result.details()
+        self.details["e2e"] = {**result.details(), "sandbox_cpu_s": round(sb_cpu, 1)}
         if not result.complete:
             # The rest of e2e's data would be drained as part of the backlog: start a fresh process there.
             self._exit.close()
@@ -320,10 +337,13 @@ class Run:
         sb.clear()
         planned = {str(e): n for e, n in bl.endpoint_calls(busy).items()}
         cp = self._exit.enter_context(self.connector("shaped", sb.url, start))
+        sb_cpu0 = cpu_seconds(sb.proc.pid)
         # A connector at the limits drains it in about busy_s; a slower one is measured over 1.5 × busy_s.
         first, end = cp.wait_processed(len(busy), window_cap_s=busy_s * 1.5, timeout_s=120, log=self.log)
+        sb_cpu = cpu_seconds(sb.proc.pid) - sb_cpu0
         journal = sb.journal()
-        self.results["attentive_shaped"] = shaped.saturation(journal, limits)
+        window = end.t - first.t if first is not None else busy_s
+        self.results["attentive_shaped"] = shaped.saturation(journal, limits, window_s=window)
         self._save_journal("shaped-saturation", journal)
         drained = end.processed >= len(busy)
         if not drained:
@@ -362,6 +382,11 @@ class Run:
             "saturation_records": len(busy),
             "saturation_drained": drained,
             "saturation_window_s": round(end.t - first.t, 1) if first else None,
+            # On a 2-core machine the sandbox (validating every body) competes with the connector for CPU.
+            "saturation_cpu_s": {
+                "connector": round(end.cpu_s - first.cpu_s, 1) if first else None,
+                "sandbox": round(sb_cpu, 1),
+            },
             "planned_calls": planned,
             "latency_records": len(steady),
             "latency_finished": end2.processed - above,
@@ -396,8 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    if args.backlog_records is not None:
-        sizes = Sizes(**{**asdict(sizes), "backlog_records": args.backlog_records})
+    if args.size:
+        fields = asdict(sizes)
+        for item in args.size:
+            name, _, value = item.partition("=")
+            if name not in fields or not value:
+                parser.error(f"--size {item}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+            fields[name] = (
+                type(fields[name])(value) if not isinstance(fields[name], bool) else value == "true"
+            )
+        sizes = Sizes(**fields)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -425,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
             with running_stack(Path(tmp)) as stack:
                 log(f"[bench] stack up in {time.monotonic() - t0:.1f}s")
                 stack.kafka_client = dict(kv.split("=", 1) for kv in args.kafka_client)
+                stack.overrides = {
+                    k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.connector_set)
+                }
                 run = Run(stack, sizes, log, args.profile)
                 run.phase("prepare", run.prepare)
                 wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -449,8 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         details = {}
     results.update(base)
     results["sizes"] = asdict(sizes)
-    if args.kafka_client:
-        results["kafka_client_overrides"] = args.kafka_client
+    if args.kafka_client or args.connector_set:
+        # Not the shipped config: say so in the results.
+        results["config_overrides"] = {"kafka_client": args.kafka_client, "connector": args.connector_set}
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["details"] = details
     results["errors"] = errors

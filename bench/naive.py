@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any, cast
 
 import httpx
 from confluent_kafka import Consumer, TopicPartition
@@ -16,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.ceilings import Rate
 from connector.attentive.jsonio import dumps
 from connector.config import ConnectorConfig
-from connector.types import SourceRecord
+from connector.source.kafka import to_source_record
 
 
 def naive_loop(
@@ -55,14 +56,7 @@ def naive_loop(
                     continue
                 if first is None:
                     first = time.monotonic()
-                record = SourceRecord(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    msg.key(),
-                    msg.value(),
-                    timestamp_ms=msg.timestamp()[1],
-                )
+                record = to_source_record(cast(Any, msg))  # the connector's own conversion
                 result = router.route(record)
                 for call in result.calls:
                     r = http.post(

@@ -34,9 +34,14 @@ def journal_time_ms(entry: Mapping[str, Any]) -> float:
 
 
 def saturation(
-    journal: Iterable[Mapping[str, Any]], limits: Mapping[Endpoint, float]
+    journal: Iterable[Mapping[str, Any]], limits: Mapping[Endpoint, float], *, window_s: float | None = None
 ) -> dict[str, dict[str, float | int | None]]:
-    """Per endpoint: limit, achieved 2xx/s over its busy window, share of 429s, request count."""
+    """Per endpoint: limit, achieved 2xx/s over its busy window, share of 429s, request count.
+
+    An endpoint with fewer than two 2xx answers has no busy window of its own; it is rated over the whole
+    measurement (``window_s``) instead — an endpoint starved while its calls waited is a 0, not a blank.
+    ``share_429`` is ``None`` only for an endpoint that received no request at all.
+    """
     times: dict[Endpoint, list[float]] = collections.defaultdict(list)
     total: dict[Endpoint, int] = collections.Counter()
     limited: dict[Endpoint, int] = collections.Counter()
@@ -55,7 +60,12 @@ def saturation(
         ts = sorted(times.get(endpoint, []))
         window = ts[-1] - ts[0] if len(ts) >= 2 else 0.0
         # n answers spread evenly over a window are n - 1 intervals apart.
-        achieved = (len(ts) - 1) / window if window > 0 else None
+        if window > 0:
+            achieved: float | None = (len(ts) - 1) / window
+        elif window_s:
+            achieved = len(ts) / window_s
+        else:
+            achieved = None
         n = total.get(endpoint, 0)
         out[str(endpoint)] = {
             "limit": limit,

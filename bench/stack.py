@@ -42,6 +42,8 @@ class Stack:
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(12), repr=False)
     # librdkafka settings added to every connector config (``--kafka-client``), for tuning experiments.
     kafka_client: dict[str, str] = field(default_factory=dict)
+    # Dotted config paths set in every connector config (``--connector-set``), e.g. delivery.max_in_flight.
+    overrides: dict[str, Any] = field(default_factory=dict)
     _sandboxes: dict[tuple[str, ...], SandboxProcess] = field(default_factory=dict, repr=False)
 
     def sandbox(self, *flags: str) -> SandboxProcess:
@@ -94,6 +96,12 @@ class Stack:
         raw["metrics"]["host"] = "127.0.0.1"
         # Logging at WARNING: a log line per record would measure the log handler, not the connector.
         raw["logging"] = {"format": "json", "level": "WARNING"}
+        for dotted, value in self.overrides.items():
+            node = raw
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         return path

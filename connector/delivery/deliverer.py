@@ -1,7 +1,13 @@
 """Deliver one call: wait for the auth gate and the endpoint's circuit, send, retry until done or hopeless.
 
-The in-flight bound (``max_in_flight``) is a semaphore held only while a request is actually on the wire,
-never during a backoff sleep or a wait at a gate, so a retrying record holds only its own lane.
+The in-flight bound (``max_in_flight``) is a semaphore held only while a request is (about to be) on the
+wire — never during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds
+only its own lane, and a throttled endpoint cannot take every request slot from the others:
+
+* before taking a slot, a call waits until its endpoint's rate limiter would let it go (the client's
+  ``limiter[endpoint].delay()``, when the sender has one: a 429 hold or pacing is waited out slot-free);
+* each endpoint may use at most ``endpoint_limits[endpoint]`` slots (the runtime sets it from the endpoint's
+  rate limit, so subscribe at 10/s can never occupy 64 slots while custom events wait).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class CallDeliverer:
         auth: AuthGate,
         max_in_flight: int,
         metrics: Metrics,
+        endpoint_limits: dict[str, int] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -57,6 +64,9 @@ class CallDeliverer:
         self._circuits = circuits
         self._auth = auth
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._endpoint_limits = dict(endpoint_limits or {})
+        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
@@ -74,7 +84,7 @@ class CallDeliverer:
             await self._auth.wait_ok()
             probe = await self._circuits.acquire(endpoint)
             try:
-                response = await self._send(call)
+                response = await self._send(call, endpoint)
             except asyncio.CancelledError:
                 self._circuits.neutral(endpoint, probe=probe)
                 raise
@@ -107,9 +117,10 @@ class CallDeliverer:
             self._circuits.success(endpoint, probe=probe)
             return response
 
-    async def _send(self, call: Call) -> Any:
+    async def _send(self, call: Call, endpoint: str) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
-        async with self._slots:
+        await self._until_rate_limit_allows(call)
+        async with self._endpoint_slot(endpoint), self._slots:
             if not self._auth.ok:
                 # The key was refused while this call queued for a slot: don't send it just to get a 401.
                 raise _GateClosed
@@ -118,6 +129,23 @@ class CallDeliverer:
                 return await self._sender.send(call)
             finally:
                 self._in_flight -= 1
+
+    def _endpoint_slot(self, endpoint: str) -> asyncio.Semaphore:
+        sem = self._endpoint_slots.get(endpoint)
+        if sem is None:
+            limit = min(self._max_in_flight, max(1, self._endpoint_limits.get(endpoint, self._max_in_flight)))
+            sem = self._endpoint_slots[endpoint] = asyncio.Semaphore(limit)
+        return sem
+
+    async def _until_rate_limit_allows(self, call: Call) -> None:
+        limiter = getattr(self._sender, "limiter", None)
+        if limiter is None:
+            return
+        while True:
+            delay = float(limiter[call.endpoint].delay())
+            if delay <= 0:
+                return
+            await self._sleep(min(delay, 1.0))
 
     def _classify(self, endpoint: str, exc: BaseException, probe: bool) -> None:
         if isinstance(exc, RateLimitedError):

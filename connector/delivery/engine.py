@@ -14,7 +14,14 @@ with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands
    dead-letter write is acknowledged → finished.
 5. Every ``commit_interval_s`` (and soon after a subscribe call is delivered, to keep the window in which
    a crash would resend it small) the positions below which everything is finished are committed
-   asynchronously; revocation and shutdown commit synchronously through the poll thread.
+   asynchronously; revocation and shutdown commit synchronously through the poll thread. Each commit's
+   metadata also lists the offsets already finished above the position (see
+   :func:`connector.source.offsets.encode_done`), and a new owner — this process after a restart, or another
+   member after a rebalance — skips those: records finished out of order behind a slow one are not sent
+   twice.
+
+Shutdown and revocation start nothing new, let what is in flight finish within the grace period / revoke
+timeout, and cancel the rest; unfinished records stay uncommitted and are delivered again by the next owner.
 """
 
 from __future__ import annotations
@@ -65,7 +72,6 @@ class _Item:
     inbound: Inbound
     part: _Partition
     record: SourceRecord
-    taken_at: float
     route: RouteResult | None = None
     released: bool = False
 
@@ -159,7 +165,6 @@ class Engine:
 
     def accept(self, batch: list[Inbound]) -> None:
         """Take a batch of consumed records (in offset order per partition)."""
-        now = self._clock()
         touched: dict[TP, _Partition] = {}
         for inb in batch:
             part = self._parts.get(inb.tp)
@@ -187,10 +192,10 @@ class Engine:
                 )
                 self._pause("backpressure", True)
             if inb.record is None:
-                item = _Item(inb, part, _placeholder(inb), now)
+                item = _Item(inb, part, _placeholder(inb))
                 self._finish(item, FILTERED if inb.skip else OutcomeKind.SKIPPED.value, rule=None)
                 continue
-            part.backlog.append(_Item(inb, part, inb.record, now))
+            part.backlog.append(_Item(inb, part, inb.record))
             touched[inb.tp] = part
         for part in touched.values():
             self._route_backlog(part)
@@ -301,6 +306,14 @@ class Engine:
     # -- delivery (one lane task per key) ------------------------------------------------------------------
 
     async def _process(self, item: _Item) -> None:
+        try:
+            await self._deliver_or_dead_letter(item)
+        except asyncio.CancelledError:
+            # Abandoned (revoked, lost, shutdown): unfinished, so never committed; free its buffer space.
+            self._release(item)
+            raise
+
+    async def _deliver_or_dead_letter(self, item: _Item) -> None:
         result = item.route
         assert result is not None
         rule = result.rule
@@ -341,10 +354,6 @@ class Engine:
             if subscribed:
                 # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
                 self._commit_wakeup.set()
-        except asyncio.CancelledError:
-            # Abandoned (revoked, lost, shutdown): unfinished, so never committed; free its buffer space.
-            self._release(item)
-            raise
         except Exception as exc:
             log.exception("unexpected error delivering %s; dead-lettering it", item.record.record_id)
             now = self._clock()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
+from connector.attentive.endpoints import Endpoint
 from connector.attentive.retry import Backoff
 from connector.config import ConnectorConfig
 from connector.delivery.auth import AuthGate
@@ -87,6 +89,9 @@ class DeliveryRuntime:
             auth=self.auth,
             max_in_flight=d.max_in_flight,
             metrics=metrics,
+            # A request takes ~100 ms, so an endpoint paced at N/s needs about N/10 slots; allow N (and at
+            # least 4) so latency spikes never starve it, while a slow endpoint cannot hold every slot.
+            endpoint_limits={str(e): max(4, math.ceil(config.attentive.rate_limit(e))) for e in Endpoint},
             clock=clock,
         )
         producer = (producer_factory or default_producer_factory)(producer_config(config))

@@ -96,7 +96,9 @@ def make_stack(
     kinds = tuple(kinds)
     topics = {kind: make_topic(partitions, prefix=kind) for kind in kinds}
     create_topics(bootstrap, [f"{t}.dlq" for t in topics.values()], partitions=1)
-    table = rules if rules is not None else yaml.safe_load((REPO / "config" / "rules.yaml").read_text())["rules"]
+    table = (
+        rules if rules is not None else yaml.safe_load((REPO / "config" / "rules.yaml").read_text())["rules"]
+    )
     renamed = []
     for rule in table:
         r = dict(rule)
@@ -137,7 +139,9 @@ def produce_samples(stack: Stack, kind: str, count: int, *, seed: int = 0) -> in
     return samples.produce(config, stack.topics[kind], records, bootstrap=stack.bootstrap)
 
 
-def produce_raw(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]], partition: int = 0) -> None:
+def produce_raw(
+    bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]], partition: int = 0
+) -> None:
     p = Producer({"bootstrap.servers": bootstrap})
     for key, value in items:
         p.produce(topic, key=key, value=value, partition=partition)
@@ -160,13 +164,25 @@ class Message:
 
     def source_record(self) -> SourceRecord:
         return SourceRecord(
-            self.topic, self.partition, self.offset, self.key, self.value, tuple(self.headers.items()), self.timestamp_ms
+            self.topic,
+            self.partition,
+            self.offset,
+            self.key,
+            self.value,
+            tuple(self.headers.items()),
+            self.timestamp_ms,
         )
 
 
 def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30) -> list[Message]:
     """Every record currently in ``topic`` (up to the high watermarks), without committing anything."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         md = c.list_topics(topic, timeout=10)
         parts = sorted(md.topics[topic].partitions)
@@ -253,7 +269,9 @@ def expected_calls(stack: Stack, messages: list[Message]) -> dict[str, list[str]
 class ConnectorProcess:
     """``python -m connector run --config FILE`` with the test's environment; stderr is collected."""
 
-    def __init__(self, stack: Stack, *, name: str = "connector", extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, stack: Stack, *, name: str = "connector", extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.lines: collections.deque[str] = collections.deque(maxlen=20000)
         self.proc = subprocess.Popen(
@@ -344,7 +362,9 @@ class ConnectorProcess:
             self.proc.wait(timeout=30)
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.25) -> None:
+def wait_until(
+    predicate: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

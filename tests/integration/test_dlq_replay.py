@@ -92,7 +92,9 @@ async def test_replay_after_a_rule_fix_redelivers_and_a_second_run_replays_nothi
 
     # Fix the rule, then replay only the records that rule dead-lettered.
     Path(stack.config.resolve(stack.config.rules_file)).write_text(
-        yaml.safe_dump({"rules": _renamed(loyalty_rules("Loyalty {{ title(kind) }}"), topic)}, sort_keys=False)
+        yaml.safe_dump(
+            {"rules": _renamed(loyalty_rules("Loyalty {{ title(kind) }}"), topic)}, sort_keys=False
+        )
     )
     sandbox.clear()
     env = stack.env()
@@ -126,7 +128,12 @@ async def test_replay_after_a_rule_fix_redelivers_and_a_second_run_replays_nothi
     assert len(again) == 1
     h = again[0].headers
     assert h["dlq.error.class"] == b"InvalidPhoneError"
-    for name in ("dlq.original.topic", "dlq.original.partition", "dlq.original.offset", "dlq.original.timestamp"):
+    for name in (
+        "dlq.original.topic",
+        "dlq.original.partition",
+        "dlq.original.offset",
+        "dlq.original.timestamp",
+    ):
         assert h[name] == bad_phone.headers[name]
     assert (again[0].key, again[0].value) == (bad_phone.key, bad_phone.value)
 

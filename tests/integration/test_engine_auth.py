@@ -39,7 +39,9 @@ def test_401_window_pauses_not_ready_no_dead_letters_and_resumes(
     try:
         proc.wait_health_url()
         wait_until(proc.ready, timeout_s=30, what="ready")
-        wait_until(lambda: len(JournalView.of(sandbox).ok_by_call) >= 100, timeout_s=60, what="deliveries started")
+        wait_until(
+            lambda: len(JournalView.of(sandbox).ok_by_call) >= 100, timeout_s=60, what="deliveries started"
+        )
         sandbox.set_faults({"latency_ms": 30, "jitter_ms": 10, "unauthorized_for_s": WINDOW_S})
         wait_until(lambda: not proc.ready(), timeout_s=10, what="not ready")
         t0 = time.monotonic()

@@ -81,8 +81,11 @@ async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow
     samples.produce(config, orders, good_orders[2:], bootstrap=kafka_bootstrap)
 
     # signups (raw Avro): good, a phone that cannot be normalised, a record no rule can build, good.
-    base = [r for r in samples.generate("signups", 60, seed=9) if r["consent"]["status"] == "OPT_IN"
-            and r["channel"] == "SMS" and r["customer"]["phone"]]
+    base = [
+        r
+        for r in samples.generate("signups", 60, seed=9)
+        if r["consent"]["status"] == "OPT_IN" and r["channel"] == "SMS" and r["customer"]["phone"]
+    ]
     assert len(base) >= 4
     bad_phone = dict(base[1], customer={**base[1]["customer"], "phone": "call me"})
     nobody = dict(base[2], customer={**base[2]["customer"], "phone": None, "email": None})
@@ -95,7 +98,9 @@ async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow
 
     connector = Connector(config)
     await run_until(
-        connector, lambda: connector.stats()["consumed"] == 10 and connector.stats()["pending"] == 0, timeout_s=60
+        connector,
+        lambda: connector.stats()["consumed"] == 10 and connector.stats()["pending"] == 0,
+        timeout_s=60,
     )
     stats = connector.stats()
     assert stats["dead_lettered"] == 5, stats
@@ -150,7 +155,12 @@ async def test_a_schema_registry_outage_holds_records_and_dead_letters_nothing(
         registry_url=registry.url,
     )
     config = stack.config
-    samples.produce(config, stack.topics["loyalty"], list(samples.generate("loyalty", 20, seed=1)), bootstrap=kafka_bootstrap)
+    samples.produce(
+        config,
+        stack.topics["loyalty"],
+        list(samples.generate("loyalty", 20, seed=1)),
+        bootstrap=kafka_bootstrap,
+    )
     registry.fail_with(503)
     connector = Connector(config)
     stop = asyncio.Event()

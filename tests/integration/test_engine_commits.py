@@ -42,7 +42,9 @@ async def run_until(connector: Connector, predicate: Callable[[], bool], timeout
         await asyncio.wait_for(task, 60)
 
 
-def one_record_stack(tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], sandbox: SandboxProcess) -> Stack:
+def one_record_stack(
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], sandbox: SandboxProcess
+) -> Stack:
     stack = make_stack(
         tmp_path,
         kafka_bootstrap,
@@ -51,7 +53,9 @@ def one_record_stack(tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[
         kinds=["loyalty"],
         partitions=1,
         # The outage below must not look like one record's fault, and must not open a circuit for long.
-        delivery={"retry": {"max_attempts": 1000, "max_age_s": 600, "backoff_base_s": 0.05, "backoff_cap_s": 0.2}},
+        delivery={
+            "retry": {"max_attempts": 1000, "max_age_s": 600, "backoff_base_s": 0.05, "backoff_cap_s": 0.2}
+        },
     )
     produce_samples(stack, "loyalty", 1, seed=3)
     return stack

@@ -10,6 +10,7 @@ are counted and reported.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,12 +62,16 @@ def test_no_loss_under_faults_and_two_sigkills_and_per_key_order(
 
     # Two crashes at about a third and two thirds of the way.
     deliverable = sum(1 for cs in calls.values() if cs)
+    kills: list[float] = []
     for n, fraction in enumerate((0.3, 0.65)):
         proc = ConnectorProcess(stack, name=f"connector-{n}")
         try:
-            wait_until(lambda: progress() >= fraction * deliverable, timeout_s=150, what=f"{fraction:.0%} delivered")
+            wait_until(
+                lambda: progress() >= fraction * deliverable, timeout_s=150, what=f"{fraction:.0%} delivered"
+            )
         finally:
             proc.kill()
+            kills.append(time.time())
     final = ConnectorProcess(stack, name="connector-final")
     try:
 
@@ -91,6 +96,8 @@ def test_no_loss_under_faults_and_two_sigkills_and_per_key_order(
         # Only an endpoint-healthy record that kept failing may be dead-lettered here (no bad input was sent).
         assert m.headers["dlq.error.class"] in (b"ApiTransientError", b"NetworkError"), (rid, m.headers)
     duplicates = view.duplicates()
+    # Evidence for the duplicate count: the journal and the kill times, next to the connectors' logs.
+    (stack.config_path.parent / "journal.json").write_text(json.dumps({"kills": kills, "entries": view.entries}))
     requests = len(view.entries)
     record_property("records", len(messages))
     record_property("calls", total_calls)

@@ -39,10 +39,14 @@ SCALED = {
 def test_outage_holds_the_backlog_and_delivers_everything_after(
     tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], sandbox: SandboxProcess
 ) -> None:
-    stack = make_stack(tmp_path, kafka_bootstrap, make_topic, sandbox, kinds=["orders", "loyalty"], delivery=SCALED)
+    stack = make_stack(
+        tmp_path, kafka_bootstrap, make_topic, sandbox, kinds=["orders", "loyalty"], delivery=SCALED
+    )
     produce_samples(stack, "orders", 600, seed=31)
     produce_samples(stack, "loyalty", 400, seed=32)
-    messages = read_all(kafka_bootstrap, stack.topics["orders"]) + read_all(kafka_bootstrap, stack.topics["loyalty"])
+    messages = read_all(kafka_bootstrap, stack.topics["orders"]) + read_all(
+        kafka_bootstrap, stack.topics["loyalty"]
+    )
     calls = expected_calls(stack, messages)
     sandbox.set_faults({"error_rates": {"503": 1.0}, "latency_ms": 5})
     proc = ConnectorProcess(stack)

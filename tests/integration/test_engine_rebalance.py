@@ -78,7 +78,9 @@ def test_no_duplicates_across_sigterm_and_restart(
     assert delivered_fraction(sandbox, calls) < 1.0, "finished before the stop: the test proves nothing"
     second = ConnectorProcess(stack, name="second")
     try:
-        wait_until(lambda: delivered_fraction(sandbox, calls) >= 1.0, timeout_s=120, what="everything delivered")
+        wait_until(
+            lambda: delivered_fraction(sandbox, calls) >= 1.0, timeout_s=120, what="everything delivered"
+        )
         assert second.terminate() == 0
     finally:
         second.stop_quietly()
@@ -99,11 +101,17 @@ def test_no_duplicates_when_a_second_member_joins_and_leaves(
         wait_until(lambda: delivered_fraction(sandbox, calls) >= 0.15, timeout_s=120, what="15% delivered")
         b = ConnectorProcess(stack, name="member-b")
         b.wait_health_url()
-        wait_until(lambda: b.metric("attentive_connector_records_consumed_total") > 0, timeout_s=60, what="b to get work")
+        wait_until(
+            lambda: b.metric("attentive_connector_records_consumed_total") > 0,
+            timeout_s=60,
+            what="b to get work",
+        )
         wait_until(lambda: delivered_fraction(sandbox, calls) >= 0.6, timeout_s=120, what="60% delivered")
         assert delivered_fraction(sandbox, calls) < 1.0, "finished before b left: the test proves nothing"
         assert b.terminate() == 0  # leaves the group: its partitions go back to a
-        wait_until(lambda: delivered_fraction(sandbox, calls) >= 1.0, timeout_s=120, what="everything delivered")
+        wait_until(
+            lambda: delivered_fraction(sandbox, calls) >= 1.0, timeout_s=120, what="everything delivered"
+        )
         revoked = a.metric("attentive_connector_rebalances_total", kind="revoked")
         assigned = a.metric("attentive_connector_rebalances_total", kind="assigned")
         assert revoked >= 1, "member a never gave partitions away"

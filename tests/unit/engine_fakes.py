@@ -202,6 +202,7 @@ class Rig:
     auth: AuthGate
     circuits: CircuitBoard
     dead_letters: DeadLetterWriter
+    deliverer: CallDeliverer
 
     async def close(self) -> None:
         await self.engine.drain(0.5)
@@ -226,7 +227,11 @@ def delivery_settings(**overrides: Any) -> DeliverySettings:
 
 
 async def make_rig(
-    *, settings: DeliverySettings | None = None, sender: FakeSender | None = None, auth_ok: bool = True
+    *,
+    settings: DeliverySettings | None = None,
+    sender: FakeSender | None = None,
+    auth_ok: bool = True,
+    endpoint_limits: dict[str, int] | None = None,
 ) -> Rig:
     s = settings or delivery_settings()
     metrics = Metrics(CollectorRegistry())
@@ -248,6 +253,7 @@ async def make_rig(
         auth=auth,
         max_in_flight=s.max_in_flight,
         metrics=metrics,
+        endpoint_limits=endpoint_limits,
     )
     dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)
     engine = Engine(
@@ -267,7 +273,9 @@ async def make_rig(
     auth.start()
     if auth_ok:
         await asyncio.wait_for(auth.wait_ok(), 2)
-    return Rig(engine, sender, router, producer, source, metrics, health, auth, circuits, dead_letters)
+    return Rig(
+        engine, sender, router, producer, source, metrics, health, auth, circuits, dead_letters, deliverer
+    )
 
 
 def rec(

@@ -43,6 +43,24 @@ def test_plan_counts_saturates_every_endpoint_without_starving_the_slow_ones() -
     assert calls[E.PRODUCT_VIEW] == 300
 
 
+def test_plan_counts_does_not_double_an_endpoint_reached_only_beside_another() -> None:
+    # The shipped rule table's shapes: custom attributes only come with a loyalty event or a subscribe.
+    sigs = {
+        (E.CUSTOM_EVENT,): 500,
+        (E.CUSTOM_ATTRIBUTES, E.CUSTOM_EVENT): 2000,
+        (E.SUBSCRIBE, E.CUSTOM_ATTRIBUTES): 1600,
+        (E.SUBSCRIBE,): 30,
+        (E.UNSUBSCRIBE,): 300,
+    }
+    need = {E.CUSTOM_EVENT: 3000.0, E.CUSTOM_ATTRIBUTES: 3000.0, E.SUBSCRIBE: 200.0, E.UNSUBSCRIBE: 100.0}
+    counts = plan_counts(sigs, need)
+    calls: dict[Endpoint, int] = {}
+    for sig, n in counts.items():
+        for e in sig:
+            calls[e] = calls.get(e, 0) + n
+    assert calls == {E.CUSTOM_EVENT: 3000, E.CUSTOM_ATTRIBUTES: 3000, E.SUBSCRIBE: 200, E.UNSUBSCRIBE: 100}
+
+
 def test_plan_counts_skips_endpoints_no_record_reaches() -> None:
     counts = plan_counts({(E.PURCHASE,): 1}, {E.PURCHASE: 5.0, E.UNSUBSCRIBE: 5.0})
     assert counts == {(E.PURCHASE,): 5}
@@ -61,7 +79,10 @@ def test_saturation_rate_is_over_the_busy_window_and_counts_429s() -> None:
     assert out["subscribe"]["achieved_per_s"] == pytest.approx(10.0)
     assert out["subscribe"]["share_429"] == pytest.approx(1 / 102, abs=1e-4)
     assert out["subscribe"]["limit"] == 10.0
-    assert out["unsubscribe"]["achieved_per_s"] is None  # never busy: not a made-up number
+    assert out["unsubscribe"]["achieved_per_s"] is None  # no window to rate it over: not a made-up number
+    assert out["unsubscribe"]["share_429"] is None
+    starved = shaped.saturation(journal, {Endpoint.UNSUBSCRIBE: 5.0}, window_s=30.0)
+    assert starved["unsubscribe"]["achieved_per_s"] == 0.0  # waited the whole window: a miss, not a blank
 
 
 def test_journal_time_accepts_seconds_milliseconds_and_rfc3339() -> None:

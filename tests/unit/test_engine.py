@@ -83,7 +83,9 @@ async def test_skipped_and_stale_records_finish_without_calls() -> None:
 async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_records_flow() -> None:
     sender = FakeSender()
     sender.script["orders/0/1"] = [
-        ApiPermanentError("400 Bad Request: user.phone", endpoint="custom_event", status=400, body='{"e":"phone"}')
+        ApiPermanentError(
+            "400 Bad Request: user.phone", endpoint="custom_event", status=400, body='{"e":"phone"}'
+        )
     ]
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
@@ -160,7 +162,9 @@ async def test_registry_outage_holds_the_partition_in_order_and_loses_nothing() 
     rig.router.raise_first["orders/0/1"] = [RegistryUnavailableError("registry down")] * 3
     rig.engine.accept([rec(i) for i in range(4)] + [rec(0, partition=1)])
     await settle(rig)
-    assert sorted(rig.router.routed) == sorted(["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3", "orders/1/0"])
+    assert sorted(rig.router.routed) == sorted(
+        ["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3", "orders/1/0"]
+    )
     # Nothing behind the held record overtook it on its partition.
     p0 = [r for r in rig.router.routed if r.startswith("orders/0/")]
     assert p0 == ["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3"]
@@ -266,7 +270,9 @@ async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
     # Keys k0..k9 each have one record in flight; k0 also has 3 more queued behind its first.
-    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)] + [rec(10 + i, key=b"k0") for i in range(3)])
+    rig.engine.accept(
+        [rec(i, key=f"k{i}".encode()) for i in range(10)] + [rec(10 + i, key=b"k0") for i in range(3)]
+    )
     await asyncio.sleep(0.01)
     assert await rig.engine.drain(2.0)
     assert "shutdown" in rig.source.paused
@@ -297,7 +303,9 @@ async def test_records_for_unassigned_partitions_are_ignored(count: int) -> None
     await rig.close()
 
 
-async def test_finished_records_above_the_position_are_committed_in_metadata_and_skipped_by_the_next_owner() -> None:
+async def test_finished_records_above_the_position_are_committed_in_metadata_and_skipped_by_the_next_owner() -> (
+    None
+):
     sender = FakeSender()
     sender.slow["orders/0/0"] = 5.0
     rig = await make_rig(sender=sender)
@@ -312,7 +320,7 @@ async def test_finished_records_above_the_position_are_committed_in_metadata_and
     # The next owner (or a restart) starts at the committed position and skips what was finished above it.
     rig2 = await make_rig()
     rig2.engine.assigned([T0], {T0: decode_done(pos.metadata, pos.offset)})
-    rig2.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(0, 5)])
+    rig2.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(5)])
     await settle(rig2)
     assert rig2.sender.delivered == ["orders/0/0"]
     assert rig2.engine.stats()["consumed"] == 1

@@ -22,6 +22,11 @@ def write_config(tmp_path: Path, *, rules: str, api_key: str | None = "unit-test
     return path
 
 
+def good_rules() -> str:
+    rules = yaml.safe_load((REPO / "config" / "rules.yaml").read_text())["rules"]
+    return yaml.safe_dump({"rules": [r for r in rules if r.get("topics") == ["loyalty"]]})
+
+
 def env_without_overrides() -> dict[str, str]:
     import os
 
@@ -37,20 +42,22 @@ def test_run_with_a_broken_rule_table_exits_2_naming_the_problem(tmp_path: Path)
 
 
 def test_run_without_an_api_key_exits_2(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, rules="rules: []\n", api_key=None)
+    cfg = write_config(tmp_path, rules=good_rules(), api_key=None)
     result = run_cli(["run", "--config", str(cfg)], env=env_without_overrides(), timeout=60)
     assert result.returncode == 2, result.stderr
     assert "ATTENTIVE_API_KEY" in result.stderr
 
 
 def test_run_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
-    result = run_cli(["run", "--config", str(tmp_path / "nope.yaml")], env=env_without_overrides(), timeout=60)
+    result = run_cli(
+        ["run", "--config", str(tmp_path / "nope.yaml")], env=env_without_overrides(), timeout=60
+    )
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr
 
 
 def test_dlq_replay_with_a_bad_since_exits_2(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, rules="rules: []\n")
+    cfg = write_config(tmp_path, rules=good_rules())
     result = run_cli(
         ["dlq", "replay", "--config", str(cfg), "--topic", "loyalty.dlq", "--since", "last tuesday"],
         env=env_without_overrides(),
@@ -61,9 +68,11 @@ def test_dlq_replay_with_a_bad_since_exits_2(tmp_path: Path) -> None:
 
 
 def test_dlq_replay_with_an_unreachable_attentive_fails_before_reading(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, rules="rules: []\n")
+    cfg = write_config(tmp_path, rules=good_rules())
     result = run_cli(
-        ["dlq", "replay", "--config", str(cfg), "--topic", "loyalty.dlq"], env=env_without_overrides(), timeout=60
+        ["dlq", "replay", "--config", str(cfg), "--topic", "loyalty.dlq"],
+        env=env_without_overrides(),
+        timeout=60,
     )
     assert result.returncode == 1
     assert "dlq replay failed" in result.stderr

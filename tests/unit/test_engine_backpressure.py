@@ -41,7 +41,9 @@ async def test_engine_pauses_when_full_and_resumes_when_drained() -> None:
     sender = FakeSender(latency_s=0.01)
     rig = await make_rig(settings=delivery_settings(max_buffered_records=10, max_in_flight=2), sender=sender)
     rig.engine.assigned([T0])
-    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(12)])  # a poll batch can overshoot a little
+    rig.engine.accept(
+        [rec(i, key=f"k{i}".encode()) for i in range(12)]
+    )  # a poll batch can overshoot a little
     assert "backpressure" in rig.source.paused
     assert rig.metrics.buffered_records._value.get() == 12
     await asyncio.wait_for(rig.engine.wait_idle(3), 4)

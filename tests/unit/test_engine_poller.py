@@ -68,7 +68,9 @@ class FakeConsumer:
     """Each consume() runs the next scripted step: ("assign"|"revoke"|"lost", [TopicPartition]) or a list of
     messages. ``committed_meta`` answers committed()."""
 
-    def __init__(self, steps: list[Any], committed_meta: dict[tuple[str, int], tuple[int, str]] | None = None) -> None:
+    def __init__(
+        self, steps: list[Any], committed_meta: dict[tuple[str, int], tuple[int, str]] | None = None
+    ) -> None:
         self.steps = deque(steps)
         self.committed_meta = committed_meta or {}
         self.cb: dict[str, Any] = {}
@@ -127,13 +129,22 @@ class FakeConsumer:
         out = []
         for p in partitions:
             off, meta = self.committed_meta.get((p.topic, p.partition), (-1001, ""))
-            out.append(TopicPartition(p.topic, p.partition, off, metadata=meta) if meta else TopicPartition(p.topic, p.partition, off))
+            out.append(
+                TopicPartition(p.topic, p.partition, off, metadata=meta)
+                if meta
+                else TopicPartition(p.topic, p.partition, off)
+            )
         return out
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(p.topic, p.partition, self.positions.get((p.topic, p.partition), -1001)) for p in partitions]
+        return [
+            TopicPartition(p.topic, p.partition, self.positions.get((p.topic, p.partition), -1001))
+            for p in partitions
+        ]
 
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1, cached: bool = False) -> Any:
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> Any:
         return self.watermarks[(partition.topic, partition.partition)]
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
@@ -141,7 +152,7 @@ class FakeConsumer:
 
         class TMD:
             error = None
-            partitions = {p: None for p in parts}
+            partitions = dict.fromkeys(parts)
 
         class MD:
             topics = {topic: TMD()} if parts else {}
@@ -200,6 +211,7 @@ def make_poller(consumer: FakeConsumer, link: FakeLink, **kw: Any) -> tuple[Poll
     health = HealthState()
     kw.setdefault("topics", ["orders"])
     kw.setdefault("settings", PollSettings(timeout_s=0.01, revoke_timeout_s=0.5, metadata_timeout_s=1))
+
     def factory(conf: dict[str, Any]) -> FakeConsumer:
         consumer.conf = conf
         return consumer
@@ -348,7 +360,9 @@ async def test_each_poll_fetches_no_more_than_the_engine_can_take() -> None:
 
 
 async def test_a_fatal_consumer_error_ends_the_thread_with_the_error() -> None:
-    consumer = FakeConsumer([("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError._FATAL, fatal=True))]])
+    consumer = FakeConsumer(
+        [("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError._FATAL, fatal=True))]]
+    )
     link = FakeLink()
     poller, _, _ = make_poller(consumer, link)
     poller.start()
@@ -359,7 +373,11 @@ async def test_a_fatal_consumer_error_ends_the_thread_with_the_error() -> None:
 
 async def test_non_fatal_errors_are_logged_and_polling_continues(caplog: pytest.LogCaptureFixture) -> None:
     consumer = FakeConsumer(
-        [("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError.UNKNOWN_TOPIC_OR_PART))], [FakeMessage("orders", 0, 1)]]
+        [
+            ("assign", [P0]),
+            [FakeMessage("orders", 0, 0, err=FakeError(KafkaError.UNKNOWN_TOPIC_OR_PART))],
+            [FakeMessage("orders", 0, 1)],
+        ]
     )
     link = FakeLink()
     poller, _, _ = make_poller(consumer, link)
@@ -398,8 +416,13 @@ async def test_replay_mode_without_the_topic_fails_clearly() -> None:
 
 def test_poller_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        Poller(lambda c: FakeConsumer([]), {}, link=FakeLink(), loop=asyncio.new_event_loop(), metrics=Metrics(CollectorRegistry()))
-
+        Poller(
+            lambda c: FakeConsumer([]),
+            {},
+            link=FakeLink(),
+            loop=asyncio.new_event_loop(),
+            metrics=Metrics(CollectorRegistry()),
+        )
 
 
 async def test_consumer_lag_comes_from_the_client_statistics() -> None:

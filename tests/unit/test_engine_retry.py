@@ -30,7 +30,9 @@ def policy(max_attempts: int = 3, max_age_s: float = 60) -> tuple[RetryPolicy, Q
 def test_permanent_error_dead_letters_at_once() -> None:
     p, _ = policy()
     st = CallAttempts()
-    d = p.on_failure(st, ApiPermanentError("400", endpoint="e", status=400), now=0, circuit_open=False, circuit_epoch=0)
+    d = p.on_failure(
+        st, ApiPermanentError("400", endpoint="e", status=400), now=0, circuit_open=False, circuit_epoch=0
+    )
     assert d.verdict is Verdict.DEAD_LETTER
     assert d.reason == "rejected"
     assert st.attempts == 1
@@ -39,7 +41,9 @@ def test_permanent_error_dead_letters_at_once() -> None:
 def test_transient_errors_retry_until_max_attempts_while_the_circuit_is_closed() -> None:
     p, b = policy(max_attempts=3)
     st = CallAttempts()
-    verdicts = [p.on_failure(st, err503(), now=i, circuit_open=False, circuit_epoch=0).verdict for i in range(3)]
+    verdicts = [
+        p.on_failure(st, err503(), now=i, circuit_open=False, circuit_epoch=0).verdict for i in range(3)
+    ]
     assert verdicts == [Verdict.RETRY, Verdict.RETRY, Verdict.DEAD_LETTER]
     assert [a for a, _ in b.calls] == [1, 2]  # backoff grows with the strike count
     assert (st.first_failure, st.last_failure) == (0, 2)
@@ -48,8 +52,18 @@ def test_transient_errors_retry_until_max_attempts_while_the_circuit_is_closed()
 def test_transient_errors_dead_letter_after_max_age() -> None:
     p, _ = policy(max_attempts=100, max_age_s=10)
     st = CallAttempts()
-    assert p.on_failure(st, NetworkError("timeout", endpoint="e"), now=0, circuit_open=False, circuit_epoch=0).verdict is Verdict.RETRY
-    assert p.on_failure(st, NetworkError("timeout", endpoint="e"), now=9, circuit_open=False, circuit_epoch=0).verdict is Verdict.RETRY
+    assert (
+        p.on_failure(
+            st, NetworkError("timeout", endpoint="e"), now=0, circuit_open=False, circuit_epoch=0
+        ).verdict
+        is Verdict.RETRY
+    )
+    assert (
+        p.on_failure(
+            st, NetworkError("timeout", endpoint="e"), now=9, circuit_open=False, circuit_epoch=0
+        ).verdict
+        is Verdict.RETRY
+    )
     d = p.on_failure(st, NetworkError("timeout", endpoint="e"), now=10, circuit_open=False, circuit_epoch=0)
     assert d.verdict is Verdict.DEAD_LETTER and d.reason == "network"
 
@@ -59,7 +73,11 @@ def test_rate_limits_never_count_and_honour_retry_after() -> None:
     st = CallAttempts()
     for i in range(10):
         d = p.on_failure(
-            st, RateLimitedError("429", endpoint="e", status=429, retry_after=0.03), now=i, circuit_open=False, circuit_epoch=0
+            st,
+            RateLimitedError("429", endpoint="e", status=429, retry_after=0.03),
+            now=i,
+            circuit_open=False,
+            circuit_epoch=0,
         )
         assert d.verdict is Verdict.RETRY
         assert d.delay_s == 0.03
@@ -75,7 +93,10 @@ def test_an_open_circuit_holds_without_strikes_and_a_new_epoch_resets_the_budget
         assert d.verdict is Verdict.RETRY and d.delay_s == 0
     # The circuit closed (epoch 1): the strike from before the outage and its age are forgotten.
     assert p.on_failure(st, err503(), now=200, circuit_open=False, circuit_epoch=1).verdict is Verdict.RETRY
-    assert p.on_failure(st, err503(), now=201, circuit_open=False, circuit_epoch=1).verdict is Verdict.DEAD_LETTER
+    assert (
+        p.on_failure(st, err503(), now=201, circuit_open=False, circuit_epoch=1).verdict
+        is Verdict.DEAD_LETTER
+    )
 
 
 def test_unexpected_exceptions_are_strikes() -> None:
@@ -132,7 +153,9 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
 async def test_in_flight_bound_counts_requests_not_waiting_retries() -> None:
     sender = FakeSender(latency_s=0.01)
     flaky = {f"orders/0/{i}" for i in range(0, 40, 2)}
-    sender.script = {rid: [RateLimitedError("429", endpoint="custom_event", status=429, retry_after=0.02)] for rid in flaky}
+    sender.script = {
+        rid: [RateLimitedError("429", endpoint="custom_event", status=429, retry_after=0.02)] for rid in flaky
+    }
     rig = await make_rig(settings=delivery_settings(max_in_flight=5), sender=sender)
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(40)])
@@ -141,3 +164,57 @@ async def test_in_flight_bound_counts_requests_not_waiting_retries() -> None:
     assert rig.engine.stats()["delivered"] == 40
     await rig.close()
 
+
+async def test_a_slow_endpoint_cannot_take_every_request_slot() -> None:
+    from connector.attentive.endpoints import Endpoint
+    from connector.types import Call
+
+    sender = FakeSender()
+    sender.slow = {f"s{i}": 0.2 for i in range(10)}
+    rig = await make_rig(
+        settings=delivery_settings(max_in_flight=4), sender=sender, endpoint_limits={"subscribe": 2}
+    )
+    deliverer = rig.deliverer
+    subs = [
+        asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, f"s{i}", "r")))
+        for i in range(10)
+    ]
+    await asyncio.sleep(0.01)
+    assert sender.in_flight == 2  # subscribe is capped at 2 of the 4 slots
+    t0 = asyncio.get_running_loop().time()
+    await deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "c0", "r"))
+    assert asyncio.get_running_loop().time() - t0 < 0.1  # not queued behind the slow subscribes
+    await asyncio.gather(*subs)
+    await rig.close()
+
+
+async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
+    from connector.attentive.endpoints import Endpoint
+    from connector.types import Call
+
+    class Limiter:
+        def __init__(self) -> None:
+            self.held_until = asyncio.get_running_loop().time() + 0.3  # e.g. a 429's Retry-After
+
+        def __getitem__(self, endpoint: Endpoint) -> Limiter:
+            self.endpoint = endpoint
+            return self
+
+        def delay(self) -> float:
+            if self.endpoint is not Endpoint.SUBSCRIBE:
+                return 0.0
+            return max(0.0, self.held_until - asyncio.get_running_loop().time())
+
+    sender = FakeSender()
+    sender.limiter = Limiter()  # type: ignore[attr-defined]
+    rig = await make_rig(settings=delivery_settings(max_in_flight=1), sender=sender)
+    deliverer = rig.deliverer
+    held = asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, "s0", "r")))
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(
+        deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "c0", "r")), 0.2
+    )  # the one slot is free
+    assert not held.done()
+    await asyncio.wait_for(held, 1)
+    assert sender.delivered == ["c0", "s0"]
+    await rig.close()

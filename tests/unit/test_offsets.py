@@ -121,7 +121,10 @@ def test_a_long_finished_run_behind_one_slow_record_fits() -> None:
     assert decode_done(meta, 0) == set(range(1, 100_000))
 
 
-@given(base=st.integers(min_value=0, max_value=10**12), rel=st.sets(st.integers(min_value=0, max_value=5000), max_size=300))
+@given(
+    base=st.integers(min_value=0, max_value=10**12),
+    rel=st.sets(st.integers(min_value=0, max_value=5000), max_size=300),
+)
 def test_done_metadata_round_trips(base: int, rel: set[int]) -> None:
     done = {base + r for r in rel}
     assert decode_done(encode_done(base, done), base) == done
