@@ -14,84 +14,26 @@ Phases, in order (each one's failure is recorded and the others still run; the e
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import shlex
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench import backlog as bl
-from bench import ceilings, report, shaped
-from bench.connector_proc import ConnectorProcess
-from bench.e2e import drain
+from bench import report
 from bench.machine import machine_info
-from bench.naive import naive_loop
-from bench.procstats import cpu_seconds
-from bench.stack import FAST_SANDBOX_FLAGS, REPO, SHAPED_SANDBOX_FLAGS, TOPICS, Stack, running_stack
-from connector.attentive.endpoints import Endpoint
-from connector.config import ConnectorConfig, load_config
-from connector.devkafka.broker import free_port
+from bench.phases import PHASES, Run
+from bench.sizes import FULL, QUICK, Sizes
+from bench.stack import REPO, running_stack
 
-PHASES = ("consume_decode", "bare_http", "naive", "e2e", "backlog", "attentive_shaped")
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much work each phase does, and the caps that keep a slow connector inside the time budget."""
-
-    pool_per_topic: int
-    e2e_records: int
-    e2e_cap_s: float  # measured window at most this long
-    bare_http_s: float
-    naive_records: int
-    naive_max_s: float
-    backlog_records: int
-    backlog_cap_s: float
-    shaped_busy_s: float  # each endpoint has about limit × this many requests to make
-    latency_s: float  # records produced at half the limits for this long
-    transports: bool  # also measure httpx's own transport and raw aiohttp (for the README's choice)
-
-
-FULL = Sizes(
-    pool_per_topic=2000,
-    e2e_records=100_000,
-    e2e_cap_s=45,
-    bare_http_s=10,
-    naive_records=3000,
-    naive_max_s=15,
-    backlog_records=1_000_000,
-    backlog_cap_s=240,
-    shaped_busy_s=20,
-    latency_s=30,
-    transports=True,
-)
-QUICK = Sizes(
-    pool_per_topic=200,
-    e2e_records=3000,
-    e2e_cap_s=4,
-    bare_http_s=2,
-    naive_records=300,
-    naive_max_s=2,
-    backlog_records=5000,
-    backlog_cap_s=4,
-    shaped_busy_s=3,
-    latency_s=3,
-    transports=False,
-)
-# If the end-to-end rate says the full backlog cannot drain within its cap, the backlog is this size
-# instead (and the JSON says so).
-FALLBACK_BACKLOG = 200_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="sample every connector subprocess with py-spy; collapsed stacks and a summary go to DIR",
+        help="sample every connector subprocess with py-spy: collapsed stacks, summaries and the shaped "
+        "phase's sandbox journals go to DIR",
     )
     parser.add_argument(
         "--kafka-client",
@@ -137,286 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Run:
-    """One benchmark run: the stack, the sizes, and the results as they come in."""
-
-    def __init__(
-        self, stack: Stack, sizes: Sizes, log: Callable[[str], None], profile_dir: Path | None = None
-    ) -> None:
-        self.profile_dir = profile_dir
-        self.stack = stack
-        self.sizes = sizes
-        self.log = log
-        self.results: dict[str, Any] = dict.fromkeys(report.REQUIRED_KEYS)
-        self.details: dict[str, Any] = {}
-        self.errors: list[str] = []
-        self._groups = 0
-        self._exit = contextlib.ExitStack()  # connector processes still running
-        self._fast_cp: ConnectorProcess | None = None
-        self._fast_cp_above = 0
-
-    # ----------------------------------------------------------------------------------------- helpers
-
-    def phase(self, name: str, fn: Callable[[], None]) -> None:
-        self.log(f"[bench] {name} …")
-        t0 = time.monotonic()
-        try:
-            fn()
-            self.log(f"[bench] {name} done in {time.monotonic() - t0:.1f}s")
-        except Exception as exc:
-            self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            self.log(f"[bench] {name} FAILED: {type(exc).__name__}: {exc}")
-            traceback.print_exc(file=sys.stderr)
-        self.details.setdefault("phase_seconds", {})[name] = round(time.monotonic() - t0, 1)
-
-    def config(
-        self, name: str, base_url: str, *, unlimited: bool = False
-    ) -> tuple[Path, ConnectorConfig, int, str]:
-        self._groups += 1
-        group = f"bench-{name}-{self._groups}"
-        port = free_port()
-        path = self.stack.connector_config(
-            name, base_url=base_url, group_id=group, metrics_port=port, unlimited=unlimited
-        )
-        return path, load_config(path, env={}), port, group
-
-    def connector(
-        self, name: str, base_url: str, start: dict[tuple[str, int], int], *, unlimited: bool = False
-    ) -> ConnectorProcess:
-        path, _, port, group = self.config(name, base_url, unlimited=unlimited)
-        bl.start_group_at(self.stack.bootstrap, group, start)
-        env = {"ATTENTIVE_API_KEY": self.stack.api_key}
-        profile = self.profile_dir / f"{name}.collapsed.txt" if self.profile_dir else None
-        return ConnectorProcess(path, port, env, profile_to=profile)
-
-    def _save_journal(self, name: str, journal: list[dict[str, Any]]) -> None:
-        """With ``--profile``, keep the sandbox's journal (without bodies) next to the profiles."""
-        if self.profile_dir is None:
-            return
-        self.profile_dir.mkdir(parents=True, exist_ok=True)
-        rows = [{k: e.get(k) for k in ("time", "path", "status", "record_id")} for e in journal]
-        (self.profile_dir / f"{name}.journal.json").write_text(json.dumps(rows), encoding="utf-8")
-
-    # ------------------------------------------------------------------------------------------ phases
-
-    def prepare(self) -> None:
-        fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-        _, self.cfg, _, _ = self.config("pool", fast.url)
-        self.pool = bl.build_pool(self.cfg, TOPICS, self.sizes.pool_per_topic)
-        sigs = {"+".join(s): len(v) for s, v in self.pool.by_signature().items()}
-        self.details["pool"] = {
-            "records_per_topic": self.sizes.pool_per_topic,
-            "calls_per_record": round(self.pool.calls_per_record(), 3),
-            "signatures": sigs,
-        }
-        self.e2e_start = bl.end_offsets(self.stack.bootstrap, TOPICS)
-        self.e2e_records = bl.natural_mix(self.pool, self.sizes.e2e_records)
-        t0 = time.monotonic()
-        bl.produce(self.stack.bootstrap, self.e2e_records)
-        self.details["produce_records_per_s"] = round(len(self.e2e_records) / (time.monotonic() - t0))
-
-    def consume_decode(self) -> None:
-        rate = ceilings.consume_decode(self.cfg, self.e2e_start, len(self.e2e_records))
-        self.results["consume_decode_records_per_s"] = round(rate.per_s, 1)
-
-    def bare_http(self) -> None:
-        fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-        reqs = self.pool.requests
-        rate, statuses = ceilings.bare_http(
-            fast.url, self.stack.api_key, reqs, duration_s=self.sizes.bare_http_s
-        )
-        _require_2xx("bare HTTP", statuses)
-        self.results["bare_http_requests_per_s"] = round(rate.per_s, 1)
-        self.details["bare_http"] = {
-            "transport": _transport_name(),
-            "requests": rate.count,
-            "statuses": statuses,
-        }
-        if self.sizes.transports:
-            others: dict[str, float] = {}
-            r, st = ceilings.bare_http(
-                fast.url, self.stack.api_key, reqs, duration_s=self.sizes.bare_http_s / 2, transport="httpx"
-            )
-            _require_2xx("httpx default transport", st)
-            others["httpx_default_transport"] = round(r.per_s, 1)
-            others["aiohttp"] = round(
-                ceilings.bare_aiohttp(
-                    fast.url, self.stack.api_key, reqs, duration_s=self.sizes.bare_http_s / 2
-                ).per_s,
-                1,
-            )
-            self.details["bare_http"]["other_clients_requests_per_s"] = others
-
-    def naive(self) -> None:
-        fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-        rate, statuses = naive_loop(
-            self.cfg,
-            self.e2e_start,
-            base_url=fast.url,
-            api_key=self.stack.api_key,
-            max_records=self.sizes.naive_records,
-            max_seconds=self.sizes.naive_max_s,
-        )
-        _require_2xx("naive", statuses)
-        self.results["naive_records_per_s"] = round(rate.per_s, 1)
-        self.details["naive"] = {
-            "records": rate.count,
-            "seconds": round(rate.seconds, 2),
-            "statuses": statuses,
-        }
-
-    def _fast_connector(self) -> ConnectorProcess:
-        """The connector against the fast sandbox, started once: e2e and backlog drain on the same process
-        (one start-up less), the backlog after e2e's data."""
-        if self._fast_cp is None:
-            fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-            self._fast_cp = self._exit.enter_context(
-                self.connector("e2e", fast.url, self.e2e_start, unlimited=True)
-            )
-            self._fast_cp_above = 0
-        return self._fast_cp
-
-    def e2e(self) -> None:
-        cp = self._fast_connector()
-        n = len(self.e2e_records)
-        fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-        sb_cpu0 = cpu_seconds(fast.proc.pid)
-        result = drain(cp, n, window_cap_s=self.sizes.e2e_cap_s, log=self.log)
-        sb_cpu = cpu_seconds(fast.proc.pid) - sb_cpu0
-        self._fast_cp_above += result.finished
-        self.results["e2e_records_per_s"] = round(result.records_per_s, 1)
-        self.results["e2e_requests_per_s"] = round(result.requests_per_s, 1)
-        self.results["cpu_s_per_1000"] = round(result.cpu_s_per_1000, 3)
-        self.results["peak_rss_mb"] = round(result.peak_rss_mb, 1)
-        self.details["e2e"] = {**result.details(), "sandbox_cpu_s": round(sb_cpu, 1)}
-        if not result.complete:
-            # The rest of e2e's data would be drained as part of the backlog: start a fresh process there.
-            self._exit.close()
-            self._fast_cp = None
-
-    def backlog(self) -> None:
-        n = self.sizes.backlog_records
-        e2e_rate = self.results.get("e2e_records_per_s")
-        note = None
-        if e2e_rate and n > FALLBACK_BACKLOG and n / e2e_rate > self.sizes.backlog_cap_s:
-            note = (
-                f"{n:,} records would take ~{n / e2e_rate:.0f}s at the end-to-end rate "
-                f"({e2e_rate:.0f}/s), over the {self.sizes.backlog_cap_s:.0f}s cap: backlog of {FALLBACK_BACKLOG:,}"
-            )
-            self.log(f"[bench]   {note}")
-            n = FALLBACK_BACKLOG
-        start = bl.end_offsets(self.stack.bootstrap, TOPICS)
-        t0 = time.monotonic()
-        bl.produce(self.stack.bootstrap, bl.natural_mix(self.pool, n, seed=11))
-        produce_s = time.monotonic() - t0
-        if self._fast_cp is None:
-            fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
-            self._fast_cp = self._exit.enter_context(
-                self.connector("backlog", fast.url, start, unlimited=True)
-            )
-            self._fast_cp_above = 0
-        cp = self._fast_cp
-        result = drain(cp, n, above=self._fast_cp_above, window_cap_s=self.sizes.backlog_cap_s, log=self.log)
-        self._exit.close()
-        self._fast_cp = None
-        self.results["backlog_peak_rss_mb"] = round(result.peak_rss_mb, 1)
-        self.details["backlog"] = {**result.details(), "produce_s": round(produce_s, 1), "note": note}
-        if not result.complete:
-            # A speed figure, not a failure of the run: reported as a missed target.
-            self.log(f"[bench]   backlog NOT drained: {result.finished:,} of {n:,} within the cap")
-
-    def attentive_shaped(self) -> None:
-        self.stack.stop_sandbox(*FAST_SANDBOX_FLAGS)  # its CPU is no longer needed
-        sb = self.stack.sandbox(*SHAPED_SANDBOX_FLAGS)
-        limits = {e: self.cfg.attentive.rate_limit(e) for e in Endpoint}
-        busy_s, lat_s = self.sizes.shaped_busy_s, self.sizes.latency_s
-        # 1. saturation: every endpoint has about limit × busy_s requests to make.
-        busy = bl.shaped_mix(self.pool, {e: r * busy_s for e, r in limits.items()})
-        start = bl.end_offsets(self.stack.bootstrap, TOPICS)
-        bl.produce(self.stack.bootstrap, busy)
-        sb.clear()
-        planned = {str(e): n for e, n in bl.endpoint_calls(busy).items()}
-        cp = self._exit.enter_context(self.connector("shaped", sb.url, start))
-        sb_cpu0 = cpu_seconds(sb.proc.pid)
-        # A connector at the limits drains it in about busy_s; a slower one is measured over 1.5 × busy_s.
-        first, end = cp.wait_processed(len(busy), window_cap_s=busy_s * 1.5, timeout_s=120, log=self.log)
-        sb_cpu = cpu_seconds(sb.proc.pid) - sb_cpu0
-        journal = sb.journal()
-        window = end.t - first.t if first is not None else busy_s
-        self.results["attentive_shaped"] = shaped.saturation(journal, limits, window_s=window)
-        self._save_journal("shaped-saturation", journal)
-        drained = end.processed >= len(busy)
-        if not drained:
-            # Skip the rest of the saturation backlog: the latency phase needs an idle connector.
-            self.log(
-                f"[bench]   saturation backlog not drained ({end.processed:,} of {len(busy):,}); restarting"
-            )
-            self._exit.close()
-            start = bl.end_offsets(self.stack.bootstrap, TOPICS)
-            cp = self._exit.enter_context(self.connector("shaped-latency", sb.url, start))
-            cp.wait_ready(timeout_s=60)
-            above = 0
-        else:
-            above = end.processed
-        sb.clear()
-        # 2. added latency: records at half of every limit, produced at a steady pace.
-        steady = bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5)
-        produced = bl.produce_paced(self.stack.bootstrap, steady, duration_s=lat_s)
-        _, end2 = cp.wait_processed(
-            above + len(steady), above=above, window_cap_s=lat_s, timeout_s=60, log=self.log
-        )
-        journal = sb.journal()
-        self._exit.close()
-        self._save_journal("shaped-latency", journal)
-        by_record = shaped.added_latencies_ms(journal, produced.timestamps)
-        # Records not delivered when the window closed are the slowest of all: they count with their age at
-        # that moment, so a connector that falls behind cannot look fast by leaving them out.
-        now_ms = time.time() * 1000
-        unfinished = {rid: now_ms - ts for rid, ts in produced.timestamps.items() if rid not in by_record}
-        lat = list(by_record.values()) + list(unfinished.values())
-        p50, p99 = shaped.percentile(lat, 0.50), shaped.percentile(lat, 0.99)
-        self.results["p50_added_latency_ms"] = None if p50 is None else round(p50, 1)
-        self.results["p99_added_latency_ms"] = None if p99 is None else round(p99, 1)
-        self.details["attentive_shaped"] = {
-            "sandbox_flags": list(SHAPED_SANDBOX_FLAGS),
-            "saturation_records": len(busy),
-            "saturation_drained": drained,
-            "saturation_window_s": round(end.t - first.t, 1) if first else None,
-            # On a 2-core machine the sandbox (validating every body) competes with the connector for CPU.
-            "saturation_cpu_s": {
-                "connector": round(end.cpu_s - first.cpu_s, 1) if first else None,
-                "sandbox": round(sb_cpu, 1),
-            },
-            "planned_calls": planned,
-            "latency_records": len(steady),
-            "latency_finished": end2.processed - above,
-            "latency_samples": len(lat),
-            "latency_unfinished_counted": len(unfinished),
-            "latency_max_ms": round(max(lat), 1) if lat else None,
-        }
-
-    def close(self) -> None:
-        self._exit.close()
-
-
-def _require_2xx(what: str, statuses: dict[int, int]) -> None:
-    bad = {s: n for s, n in statuses.items() if not 200 <= s < 300}
-    if bad:
-        raise RuntimeError(f"{what}: non-2xx answers from the sandbox: {bad}")
-
-
-def _transport_name() -> str:
-    t = ceilings.make_transport()
-    return f"httpx + {type(t).__module__}.{type(t).__name__}"
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="python -m bench",
+        description="The attentive-connector benchmark: ceilings, end to end, naive baseline, "
+        "Attentive-shaped limits and a large backlog, in one run (see bench/README.md).",
     )
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.procstats import ProcessSampler
+from bench.profile_summary import summarise
 from bench.stack import REPO
 
 PROCESSED = "attentive_connector_records_processed"
@@ -250,3 +251,8 @@ class ConnectorProcess:
         self._http.close()
         if self._profiler is not None:
             stop_profiler(self._profiler)
+            if self.profile_to is not None and self.profile_to.exists():
+                summary = self.profile_to.with_name(
+                    self.profile_to.name.replace(".collapsed.txt", ".summary.txt")
+                )
+                summary.write_text(summarise(self.profile_to) + "\n", encoding="utf-8")

@@ -1,9 +1,9 @@
 """Summarise py-spy collapsed stacks: where the connector's CPU time goes.
 
-``python -m bench.profile_summary FILE [--top N]`` prints the share of samples per thread, the functions with
-the most *self* time (the frame on top of the stack) and the most *inclusive* time (anywhere on the stack),
-with line numbers dropped so a function's lines add up. py-spy samples only threads that are running (not
-idle), so the shares are shares of CPU time.
+``python -m bench.profile_summary FILE [--top N]`` prints the share of samples per stack root (the main
+thread vs. the others), the functions with the most *self* time (the frame on top of the stack) and the
+most *inclusive* time (anywhere on the stack), with line numbers dropped so a function's lines add up.
+py-spy samples only threads that are running (not idle), so the shares are shares of CPU time.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def summarise(path: Path, top: int = 25) -> str:
     if total == 0:
         return f"{path}: no samples"
     out = [f"{path.name}: {total} samples"]
-    out.append("\nthreads (share of samples):")
+    out.append("\nstack roots (share of samples):")
     out += [f"  {n / total:6.1%}  {t}" for t, n in threads.most_common(8)]
     out.append(f"\ntop {top} by self time:")
     out += [f"  {n / total:6.1%}  {f}" for f, n in self_time.most_common(top)]

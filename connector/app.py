@@ -42,7 +42,7 @@ def build_router(config: ConnectorConfig) -> RecordRouter:
 def build_client(config: ConnectorConfig, metrics: Metrics) -> ApiSender:
     from connector.attentive.client import AttentiveClient
 
-    return AttentiveClient(config.attentive, metrics=metrics)
+    return AttentiveClient(config.attentive, metrics=metrics, max_connections=config.delivery.max_in_flight)
 
 
 class Connector:

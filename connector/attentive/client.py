@@ -246,6 +246,14 @@ class AttentiveClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def ready_in(self, endpoint: Endpoint) -> float:
+        """Seconds until ``endpoint``'s rate limiter would let a request go (0 when it would now).
+
+        The delivery engine waits this out before taking a request slot, so a throttled endpoint never
+        holds slots that other endpoints could use.
+        """
+        return float(self.limiter[endpoint].delay())
+
     async def send(self, call: Call) -> ApiResponse:
         """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter, then ONE attempt.
 

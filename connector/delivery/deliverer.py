@@ -5,7 +5,7 @@ wire â€” never during a backoff sleep, a wait at a gate, or a rate-limit wait â€
 only its own lane, and a throttled endpoint cannot take every request slot from the others:
 
 * before taking a slot, a call waits until its endpoint's rate limiter would let it go (the client's
-  ``limiter[endpoint].delay()``, when the sender has one: a 429 hold or pacing is waited out slot-free);
+  ``ready_in(endpoint)``, when the sender has one: a 429 hold or pacing is waited out slot-free);
 * each endpoint may use at most ``endpoint_limits[endpoint]`` slots (the runtime sets it from the endpoint's
   rate limit, so subscribe at 10/s can never occupy 64 slots while custom events wait).
 """
@@ -138,11 +138,11 @@ class CallDeliverer:
         return sem
 
     async def _until_rate_limit_allows(self, call: Call) -> None:
-        limiter = getattr(self._sender, "limiter", None)
-        if limiter is None:
+        ready_in = getattr(self._sender, "ready_in", None)
+        if ready_in is None:
             return
         while True:
-            delay = float(limiter[call.endpoint].delay())
+            delay = float(ready_in(call.endpoint))
             if delay <= 0:
                 return
             await self._sleep(min(delay, 1.0))

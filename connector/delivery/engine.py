@@ -252,6 +252,12 @@ class Engine:
     def _route_backlog(self, part: _Partition) -> None:
         while part.backlog and not part.blocked and not part.offsets.revoked:
             item = part.backlog[0]
+            if self._needs_registry(item.record):
+                # The first record of a new schema id needs an HTTP call to the registry: make it on a
+                # worker thread so the event loop (deliveries, health endpoints) never waits on it.
+                part.blocked = True
+                self._spawn(self._fetch_schema(part, item.record))
+                return
             try:
                 result = self._router.route(item.record)
             except Exception as exc:
@@ -278,6 +284,20 @@ class Engine:
             delay,
         )
         part.retry_handle = asyncio.get_running_loop().call_later(delay, self._unblock, part)
+
+    def _needs_registry(self, record: SourceRecord) -> bool:
+        needs = getattr(self._router, "needs_registry", None)
+        return bool(needs(record)) if needs is not None else False
+
+    async def _fetch_schema(self, part: _Partition, record: SourceRecord) -> None:
+        try:
+            # Routing once off the loop warms the decoder's schema cache; the result is routed again below.
+            await asyncio.to_thread(self._router.route, record)
+        except Exception as exc:
+            if getattr(exc, "retriable", False):
+                self._hold_routing(part, exc)
+                return
+        self._unblock(part)
 
     def _unblock(self, part: _Partition) -> None:
         part.blocked = False

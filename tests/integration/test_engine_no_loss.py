@@ -97,7 +97,9 @@ def test_no_loss_under_faults_and_two_sigkills_and_per_key_order(
         assert m.headers["dlq.error.class"] in (b"ApiTransientError", b"NetworkError"), (rid, m.headers)
     duplicates = view.duplicates()
     # Evidence for the duplicate count: the journal and the kill times, next to the connectors' logs.
-    (stack.config_path.parent / "journal.json").write_text(json.dumps({"kills": kills, "entries": view.entries}))
+    (stack.config_path.parent / "journal.json").write_text(
+        json.dumps({"kills": kills, "entries": view.entries})
+    )
     requests = len(view.entries)
     record_property("records", len(messages))
     record_property("calls", total_calls)

@@ -9,6 +9,7 @@ import pytest
 
 from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
 from connector.source.offsets import TP, Commit, decode_done
+from connector.types import RouteResult, SourceRecord
 from tests.unit.engine_fakes import FakeSender, counter, delivery_settings, make_rig, rec
 
 T0 = TP("orders", 0)
@@ -326,3 +327,36 @@ async def test_finished_records_above_the_position_are_committed_in_metadata_and
     assert rig2.engine.stats()["consumed"] == 1
     assert rig2.engine.positions() == {T0: Commit(5)}
     await rig2.close()
+
+
+async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_the_partition() -> None:
+    """The first record of a new schema id costs an HTTP call to the registry: it must not block the loop."""
+    import threading
+
+    rig = await make_rig()
+    router = rig.router
+    loop_thread = threading.get_ident()
+    fetched_on: list[int] = []
+    cached: set[str] = set()
+    original = router.route
+
+    def needs_registry(record: SourceRecord) -> bool:
+        return record.record_id not in cached
+
+    def route(record: SourceRecord) -> RouteResult:
+        if record.record_id not in cached:
+            fetched_on.append(threading.get_ident())
+            if len(fetched_on) == 1:
+                raise RegistryUnavailableError("registry down")  # the first fetch fails: hold, retry
+            cached.add(record.record_id)
+        return original(record)
+
+    router.needs_registry = needs_registry  # type: ignore[attr-defined]
+    router.route = route  # type: ignore[method-assign]
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, key=b"a", timestamp_ms=1), rec(1, key=b"a", timestamp_ms=1)])
+    await settle(rig)
+    assert rig.sender.delivered == ["orders/0/0", "orders/0/1"]
+    assert fetched_on and loop_thread not in fetched_on
+    assert rig.engine.stats()["dead_lettered"] == 0
+    await rig.close()

@@ -192,21 +192,15 @@ async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
     from connector.attentive.endpoints import Endpoint
     from connector.types import Call
 
-    class Limiter:
-        def __init__(self) -> None:
-            self.held_until = asyncio.get_running_loop().time() + 0.3  # e.g. a 429's Retry-After
+    held_until = asyncio.get_running_loop().time() + 0.3  # e.g. a 429's Retry-After
 
-        def __getitem__(self, endpoint: Endpoint) -> Limiter:
-            self.endpoint = endpoint
-            return self
-
-        def delay(self) -> float:
-            if self.endpoint is not Endpoint.SUBSCRIBE:
-                return 0.0
-            return max(0.0, self.held_until - asyncio.get_running_loop().time())
+    def ready_in(endpoint: Endpoint) -> float:
+        if endpoint is not Endpoint.SUBSCRIBE:
+            return 0.0
+        return max(0.0, held_until - asyncio.get_running_loop().time())
 
     sender = FakeSender()
-    sender.limiter = Limiter()  # type: ignore[attr-defined]
+    sender.ready_in = ready_in  # type: ignore[attr-defined]
     rig = await make_rig(settings=delivery_settings(max_in_flight=1), sender=sender)
     deliverer = rig.deliverer
     held = asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, "s0", "r")))
