@@ -115,14 +115,19 @@ class Run:
     def bare_http(self) -> None:
         fast = self.stack.sandbox(*FAST_SANDBOX_FLAGS)
         reqs = self.pool.requests
-        rate, statuses = ceilings.bare_http(
-            fast.url, self.stack.api_key, reqs, duration_s=self.sizes.bare_http_s
-        )
-        _require_2xx("bare HTTP", statuses)
+        # A ceiling is the best the client can do: the best of three short runs, so a burst of load from
+        # elsewhere on a shared machine does not lower the bar the connector is held to.
+        runs = [
+            ceilings.bare_http(fast.url, self.stack.api_key, reqs, duration_s=self.sizes.bare_http_s / 3)
+            for _ in range(3)
+        ]
+        for _, statuses in runs:
+            _require_2xx("bare HTTP", statuses)
+        rate, statuses = max(runs, key=lambda r: r[0].per_s)
         self.results["bare_http_requests_per_s"] = round(rate.per_s, 1)
         self.details["bare_http"] = {
             "transport": _transport_name(),
-            "requests": rate.count,
+            "runs_requests_per_s": [round(r.per_s, 1) for r, _ in runs],
             "statuses": statuses,
         }
         if self.sizes.transports:

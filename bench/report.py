@@ -165,9 +165,7 @@ def table(results: dict[str, Any]) -> str:
             share = None if achieved is None or not limit else achieved / limit
             ok_rate = t.get(f"shaped.{endpoint}.share_of_limit", {}).get("pass")
             ok_429 = t.get(f"shaped.{endpoint}.share_429", {}).get("pass")
-            verdict = (
-                "met" if ok_rate and ok_429 else "n/a" if ok_rate is None or ok_429 is None else "MISSED"
-            )
+            verdict = "MISSED" if False in (ok_rate, ok_429) else "met" if ok_rate and ok_429 else "n/a"
             s429 = f.get("share_429")
             lines.append(
                 f"{endpoint:<26} {_fmt(limit):>8} {_fmt(achieved):>11} "
@@ -186,3 +184,72 @@ def table(results: dict[str, Any]) -> str:
     for err in results.get("errors", []):
         tail.append(f"ERROR {err}")
     return "\n".join(head + lines + tail)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's Performance section body: machine, date, command, and the table with targets."""
+    t = results.get("targets", {})
+    m = results.get("machine", {})
+
+    def row(name: str, key: str, unit: str = "", target: str | None = None) -> str:
+        flag = _flag(t.get(target or key)) if (target or key) in t else ""
+        return f"| {name} | {_fmt(results.get(key), unit)} | {flag} |"
+
+    lines = [
+        f"Measured {results.get('date')} with `{results.get('command')}` on {m.get('cores')} cores, "
+        f"{m.get('memory_gb')} GB, {m.get('cpu_model')}, Python {m.get('python')} "
+        f"(run took {results.get('duration_s', 0):.0f} s). Method: `bench/README.md`.",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        row("consume + decode (ceiling)", "consume_decode_records_per_s", " rec/s"),
+        row("bare HTTP client, 64 in flight (ceiling)", "bare_http_requests_per_s", " req/s"),
+        row("end to end", "e2e_records_per_s", " rec/s"),
+        row("end to end ÷ bare HTTP", "e2e_vs_bare_http"),
+        row("CPU per 1,000 records", "cpu_s_per_1000", " s"),
+        row("peak RSS, end to end", "peak_rss_mb", " MB"),
+        row("naive consume → POST → commit", "naive_records_per_s", " rec/s"),
+        row("end to end ÷ naive", "e2e_vs_naive", "×"),
+        row("added latency p50 at half the limits", "p50_added_latency_ms", " ms"),
+        row("added latency p99 at half the limits", "p99_added_latency_ms", " ms"),
+        row("peak RSS draining the backlog", "backlog_peak_rss_mb", " MB"),
+        "",
+        "| Attentive-shaped endpoint | limit/s | achieved/s | 429s | target |",
+        "|---|---|---|---|---|",
+    ]
+    for endpoint, f in (results.get("attentive_shaped") or {}).items():
+        ok_rate = t.get(f"shaped.{endpoint}.share_of_limit", {}).get("pass")
+        ok_429 = t.get(f"shaped.{endpoint}.share_429", {}).get("pass")
+        verdict = "MISSED" if False in (ok_rate, ok_429) else "met" if ok_rate and ok_429 else "n/a"
+        s429 = f.get("share_429")
+        lines.append(
+            f"| {endpoint} | {_fmt(f.get('limit'))} | {_fmt(f.get('achieved_per_s'))} | "
+            f"{'—' if s429 is None else f'{s429:.2%}'} | {verdict} (≥ 95 %, ≤ 0.5 % 429s) |"
+        )
+    b = (results.get("details") or {}).get("backlog") or {}
+    if b:
+        lines += [
+            "",
+            f"Backlog: {b.get('records', 0):,} records, {b.get('finished', 0):,} finished "
+            f"({'drained' if b.get('drained') else 'not drained within the cap'}) at "
+            f"{_fmt(b.get('records_per_s'), ' rec/s')}." + (f" {b['note']}." if b.get("note") else ""),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """``python -m bench.report [FILE] [--markdown]``: show a results file as the table or as Markdown."""
+    import argparse
+    import json as _json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("file", type=Path, nargs="?", default=Path(__file__).with_name("results") / "latest.json")
+    ap.add_argument("--markdown", action="store_true", help="Markdown for README's Performance section")
+    args = ap.parse_args()
+    results = _json.loads(args.file.read_text(encoding="utf-8"))
+    print(markdown(results) if args.markdown else table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

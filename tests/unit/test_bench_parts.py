@@ -168,3 +168,12 @@ def test_sampler_interpolates_cpu_inside_a_window() -> None:
     s.samples = [Sample(0.0, 1.0, 100), Sample(10.0, 3.0, 200)]
     assert s.cpu_between(2.5, 7.5) == pytest.approx(1.0)
     assert s.peak_rss_mb == pytest.approx(200 / 1024)
+
+
+def test_markdown_for_the_readme_has_every_figure_and_verdict() -> None:
+    r = report.add_derived(_results(date="2026-01-01T00:00:00+00:00", command="python -m bench"))
+    md = report.markdown(r)
+    assert "`python -m bench`" in md and "2 cores" in md
+    assert "| end to end ÷ naive | 15.00× | met (>= 10) |" in md
+    assert "| subscribe | 10.00 | 9.60 | 0.00% | met" in md
+    assert "| added latency p99 at half the limits | 60.00 ms | MISSED (<= 50) |" in md
