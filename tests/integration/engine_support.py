@@ -29,6 +29,7 @@ from connector.config import ConnectorConfig, load_config
 from connector.devkafka.broker import create_topics
 from connector.types import SourceRecord
 from tests.support import REPO, SandboxProcess, connector_env
+from tests.support import wait_for as wait_until  # noqa: F401  (re-exported for the tests)
 
 KINDS = ("orders", "loyalty", "signups")
 
@@ -360,17 +361,6 @@ class ConnectorProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def all_accounted(
