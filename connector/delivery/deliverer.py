@@ -5,7 +5,9 @@ wire — never during a backoff sleep, a wait at a gate, or a rate-limit wait �
 only its own lane, and a throttled endpoint cannot take every request slot from the others:
 
 * before taking a slot, a call waits until its endpoint's rate limiter would let it go (the client's
-  ``ready_in(endpoint)``, when the sender has one: a 429 hold or pacing is waited out slot-free);
+  ``ready_in(endpoint)``, when the sender has one: a 429 hold or pacing is waited out slot-free); once it
+  has the slot it checks again — another call may have taken that turn meanwhile — and if so gives the slot
+  back and waits again, so ``send`` never sleeps in the limiter while holding a slot;
 * each endpoint may use at most ``endpoint_limits[endpoint]`` slots (the runtime sets it from the endpoint's
   rate limit, so subscribe at 10/s can never occupy 64 slots while custom events wait).
 """
@@ -119,16 +121,23 @@ class CallDeliverer:
 
     async def _send(self, call: Call, endpoint: str) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
-        await self._until_rate_limit_allows(call)
-        async with self._endpoint_slot(endpoint), self._slots:
-            if not self._auth.ok:
-                # The key was refused while this call queued for a slot: don't send it just to get a 401.
-                raise _GateClosed
-            self._in_flight += 1
-            try:
-                return await self._sender.send(call)
-            finally:
-                self._in_flight -= 1
+        while True:
+            await self._until_rate_limit_allows(call)
+            async with self._endpoint_slot(endpoint), self._slots:
+                if not self._auth.ok:
+                    # The key was refused while this call queued for a slot: don't send it just to get a 401.
+                    raise _GateClosed
+                if not self._rate_limit_allows(call):
+                    # Another call took the limiter's turn while this one queued for a slot: give the slot
+                    # back and wait for the next turn slot-free.
+                    continue
+                # No await between the check above and the limiter's reservation inside send(): the turn
+                # seen free is the one this call takes (one event loop), so send() does not wait holding a slot.
+                self._in_flight += 1
+                try:
+                    return await self._sender.send(call)
+                finally:
+                    self._in_flight -= 1
 
     def _endpoint_slot(self, endpoint: str) -> asyncio.Semaphore:
         sem = self._endpoint_slots.get(endpoint)
@@ -146,6 +155,10 @@ class CallDeliverer:
             if delay <= 0:
                 return
             await self._sleep(min(delay, 1.0))
+
+    def _rate_limit_allows(self, call: Call) -> bool:
+        ready_in = getattr(self._sender, "ready_in", None)
+        return ready_in is None or float(ready_in(call.endpoint)) <= 0
 
     def _classify(self, endpoint: str, exc: BaseException, probe: bool) -> None:
         if isinstance(exc, RateLimitedError):

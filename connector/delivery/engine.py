@@ -4,7 +4,10 @@ Everything here runs on the asyncio event loop; the poll thread (:mod:`connector
 with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands through
 :class:`SourceControl`. A record's way:
 
-1. :meth:`Engine.accept` takes it (offset tracker, buffer budget — pausing consumption when full).
+1. :meth:`Engine.accept` takes it (offset tracker, buffer budget). Each assigned partition is guaranteed a
+   share of the buffer (:class:`~connector.delivery.backpressure.FairShares`): once the shared rest is
+   spent, only the partitions over their share are paused, so a slow topic is never starved by a busy one;
+   a hard stop pauses everything if the total bound itself is reached (a poll batch can overshoot).
 2. It is routed in partition order. A retriable routing error (Schema Registry down) holds the partition's
    routing and retries with backoff: the record is kept, and nothing behind it overtakes it.
 3. Skipped and stale records finish at once; the others join their key's lane (ordering key from the rule,
@@ -37,7 +40,7 @@ from typing import Any, Protocol
 
 from connector.attentive.endpoints import Endpoint
 from connector.config import DeliverySettings
-from connector.delivery.backpressure import BufferBudget
+from connector.delivery.backpressure import BufferBudget, FairShares
 from connector.delivery.dead_letter import DeadLetterWriter, Failure
 from connector.delivery.deliverer import CallDeliverer, DeliveryFailed
 from connector.delivery.lanes import LaneKey, Lanes
@@ -62,6 +65,7 @@ class SourceControl(Protocol):
     """What the engine asks of the poll thread (thread-safe, non-blocking)."""
 
     def set_paused(self, reason: str, paused: bool) -> None: ...
+    def throttle(self, tps: frozenset[TP]) -> None: ...  # pause exactly these (over their share)
     def commit(self, offsets: dict[TP, Commit]) -> None: ...
 
 
@@ -126,6 +130,8 @@ class Engine:
         self._parts: dict[TP, _Partition] = {}
         self._lanes: Lanes[_Item] = Lanes(self._process)
         self._budget = BufferBudget(settings.max_buffered_records, settings.max_buffered_bytes)
+        self._shares = FairShares(settings.max_buffered_records, settings.max_buffered_bytes)
+        self._throttled: frozenset[TP] = frozenset()
         self._counts: Counter[str] = Counter()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -144,6 +150,8 @@ class Engine:
         self._source = source
         for reason in sorted(self._paused):
             source.set_paused(reason, True)
+        if self._throttled:
+            source.throttle(self._throttled)
 
     def start(self) -> None:
         """Start the periodic commit task (in the running loop)."""
@@ -162,6 +170,8 @@ class Engine:
         """New partitions; ``done`` holds offsets a previous owner finished above its commit (skip them)."""
         for tp in tps:
             self._parts[tp] = _Partition(tp, self._tracker.assign(tp, (done or {}).get(tp, ())))
+            self._shares.assign(tp)
+        self._update_throttle()
 
     def accept(self, batch: list[Inbound]) -> None:
         """Take a batch of consumed records (in offset order per partition)."""
@@ -184,6 +194,7 @@ class Engine:
             self._counts["consumed"] += 1
             self._metrics.records_consumed.labels(inb.tp.topic).inc()
             self._empty.clear()
+            self._shares.add(inb.tp, inb.size)
             if self._budget.add(inb.size):
                 log.info(
                     "buffer full (%d records, %d bytes): pausing consumption",
@@ -197,6 +208,7 @@ class Engine:
                 continue
             part.backlog.append(_Item(inb, part, inb.record))
             touched[inb.tp] = part
+        self._update_throttle()
         for part in touched.values():
             self._route_backlog(part)
         self._metrics.buffered_records.set(self._budget.records)
@@ -398,6 +410,8 @@ class Engine:
         if item.released:
             return
         item.released = True
+        self._shares.remove(item.inbound.tp, item.inbound.size)
+        self._update_throttle()
         if self._budget.remove(item.inbound.size):
             log.info("buffer drained (%d records): resuming consumption", self._budget.records)
             self._pause("backpressure", False)
@@ -417,6 +431,8 @@ class Engine:
         self._tracker.drop(part.tp)
         if self._parts.get(part.tp) is part:
             del self._parts[part.tp]
+            self._shares.drop(part.tp)
+            self._update_throttle()
 
     # -- commits ------------------------------------------------------------------------------------------
 
@@ -526,6 +542,20 @@ class Engine:
             self._paused.discard(reason)
         if self._source is not None:
             self._source.set_paused(reason, paused)
+
+    def _update_throttle(self) -> None:
+        """Pause the partitions holding more than their share of a full buffer; resume the others."""
+        throttled = self._shares.throttled()
+        if throttled == self._throttled:
+            return
+        self._throttled = throttled
+        if self._source is not None:
+            self._source.throttle(throttled)
+
+    @property
+    def throttled(self) -> frozenset[TP]:
+        """Partitions paused for holding more than their share of the buffer."""
+        return self._throttled
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

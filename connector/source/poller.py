@@ -7,7 +7,10 @@ event loop with ``loop.call_soon_threadsafe`` (FIFO, so an assignment always rea
 records, and records before the revocation of their partition).
 
 The engine controls the consumer through thread-safe commands (:meth:`Poller.set_paused`,
-:meth:`Poller.commit`, :meth:`Poller.stop`) that the thread applies between polls.
+:meth:`Poller.throttle`, :meth:`Poller.commit`, :meth:`Poller.stop`) that the thread applies between polls.
+``throttle`` pauses only the partitions holding more than their share of the engine's buffer, so the next
+fetches return records of the others (librdkafka stops fetching a paused partition) and a slow
+topic is not starved behind a busy one.
 
 Rebalance (cooperative-sticky; the callbacks run on this thread, inside ``consume``):
 
@@ -122,6 +125,7 @@ class Poller:
         self._assignment: set[TP] = set()
         self._pause_reasons: set[str] = set()
         self._paused: set[TP] = set()
+        self._throttled: set[TP] = set()
         self._stopping = False
         self._final_offsets: dict[TP, Commit] = {}
         self._last_sync_commit: dict[TP, Commit] = {}
@@ -139,6 +143,11 @@ class Poller:
     def set_paused(self, reason: str, paused: bool) -> None:
         """Pause (or stop pausing) every assigned partition for ``reason`` (backpressure, auth, shutdown…)."""
         self._commands.put(("pause", (reason, paused)))
+
+    def throttle(self, tps: frozenset[TP]) -> None:
+        """Pause exactly these partitions (they hold more than their share of the engine's buffer) and resume
+        the others, unless a pause reason pauses every partition."""
+        self._commands.put(("throttle", frozenset(tps)))
 
     def commit(self, offsets: dict[TP, Commit]) -> None:
         """Commit these positions asynchronously (results come back through ``link.committed``)."""
@@ -233,6 +242,9 @@ class Poller:
                 else:
                     self._pause_reasons.discard(reason)
                 self._apply_pause(consumer)
+            elif kind == "throttle":
+                self._throttled = set(arg)
+                self._apply_pause(consumer)
             elif kind == "commit":
                 self._commit_async(consumer, arg)
             elif kind == "stop":
@@ -241,18 +253,24 @@ class Poller:
                 return
 
     def _apply_pause(self, consumer: KafkaConsumer) -> None:
-        if self._pause_reasons:
-            todo = self._assignment - self._paused
-            if todo:
-                consumer.pause(_tps(todo))
-                self._paused |= todo
-                log.info("paused %d partition(s): %s", len(todo), ", ".join(sorted(self._pause_reasons)))
-        elif self._paused:
-            todo = self._paused & self._assignment
-            if todo:
-                consumer.resume(_tps(todo))
-                log.info("resumed %d partition(s)", len(todo))
-            self._paused = set()
+        """Pause every partition while a pause reason holds; otherwise only the throttled ones (over their
+        buffer share: the next fetch then returns records of the others)."""
+        want = set(self._assignment) if self._pause_reasons else self._throttled & self._assignment
+        pause = want - self._paused
+        if pause:
+            consumer.pause(_tps(pause))
+            self._paused |= pause
+            if self._pause_reasons:
+                log.info("paused %d partition(s): %s", len(pause), ", ".join(sorted(self._pause_reasons)))
+            else:
+                log.debug("throttled %d partition(s) over their buffer share", len(pause))
+        resume = (self._paused - want) & self._assignment
+        if resume:
+            consumer.resume(_tps(resume))
+            log.log(
+                logging.DEBUG if self._throttled else logging.INFO, "resumed %d partition(s)", len(resume)
+            )
+        self._paused = set(want)
         self._metrics.paused_partitions.set(len(self._paused))
 
     def _hand_over(self, messages: list[Any]) -> None:
@@ -383,6 +401,7 @@ class Poller:
         for tp in tps:
             self._assignment.discard(tp)
             self._paused.discard(tp)
+            self._throttled.discard(tp)
             self._last_sync_commit.pop(tp, None)
             with contextlib.suppress(KeyError):
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))

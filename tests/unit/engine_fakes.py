@@ -87,6 +87,31 @@ class FakeSender:
         self.closed = True
 
 
+@dataclass
+class PacedSender(FakeSender):
+    """A FakeSender with a pacing limiter per endpoint, like the real client: ``ready_in(endpoint)`` says how
+    long until the endpoint's next turn; ``send`` takes the next turn and sleeps until it (recording, in
+    ``limiter_waits``, every wait it made while the deliverer held a request slot)."""
+
+    intervals: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds between requests
+    next_turn: dict[str, float] = field(default_factory=dict)
+    limiter_waits: list[tuple[str, float]] = field(default_factory=list)
+
+    def ready_in(self, endpoint: Any) -> float:
+        now = asyncio.get_running_loop().time()
+        return max(0.0, self.next_turn.get(str(endpoint), now) - now)
+
+    async def send(self, call: Call) -> dict[str, Any]:
+        endpoint = str(call.endpoint)
+        now = asyncio.get_running_loop().time()
+        turn = max(now, self.next_turn.get(endpoint, now))
+        self.next_turn[endpoint] = turn + self.intervals.get(endpoint, 0.0)
+        if turn > now:
+            self.limiter_waits.append((call.record_id, turn - now))
+            await asyncio.sleep(turn - now)
+        return await super().send(call)
+
+
 def auth_error() -> ApiAuthError:
     return ApiAuthError(
         "401 from attentive", endpoint="custom_event", status=401, body='{"error":"unauthorized"}'
@@ -171,6 +196,12 @@ class FakeSource:
         self.pause_log: list[tuple[str, bool]] = []
         self.commits: list[dict[TP, int]] = []
         self.metadata: list[dict[TP, str]] = []
+        self.throttled: frozenset[TP] = frozenset()
+        self.throttle_log: list[frozenset[TP]] = []
+
+    def throttle(self, tps: frozenset[TP]) -> None:
+        self.throttle_log.append(frozenset(tps))
+        self.throttled = frozenset(tps)
 
     def set_paused(self, reason: str, paused: bool) -> None:
         self.pause_log.append((reason, paused))

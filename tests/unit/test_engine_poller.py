@@ -452,3 +452,24 @@ async def test_consumer_lag_comes_from_the_client_statistics() -> None:
     assert health.broker_reachable is True
     poller.stop()
     await poller.wait()
+
+
+async def test_throttle_pauses_only_the_partitions_over_their_share() -> None:
+    consumer = FakeConsumer([("assign", [P0, P1])])
+    link = FakeLink()
+    poller, metrics, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: consumer.assigned == {("orders", 0), ("orders", 1)})
+    poller.throttle(frozenset({T0}))
+    await eventually(lambda: consumer.paused == {("orders", 0)})  # orders/1 keeps being fetched
+    assert metrics.paused_partitions._value.get() == 1
+    poller.set_paused("auth", True)  # a pause reason pauses everything…
+    await eventually(lambda: consumer.paused == {("orders", 0), ("orders", 1)})
+    poller.set_paused("auth", False)  # …and lifting it leaves only the throttled one paused
+    await eventually(lambda: consumer.paused == {("orders", 0)})
+    poller.throttle(frozenset({T1}))
+    await eventually(lambda: consumer.paused == {("orders", 1)})
+    poller.throttle(frozenset())
+    await eventually(lambda: not consumer.paused)
+    poller.stop()
+    await poller.wait()

@@ -13,7 +13,15 @@ from connector.errors import (
     RateLimitedError,
 )
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import FakeSender, QuickBackoff, counter, delivery_settings, make_rig, rec
+from tests.unit.engine_fakes import (
+    FakeSender,
+    PacedSender,
+    QuickBackoff,
+    counter,
+    delivery_settings,
+    make_rig,
+    rec,
+)
 
 T0 = TP("orders", 0)
 
@@ -211,4 +219,46 @@ async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
     assert not held.done()
     await asyncio.wait_for(held, 1)
     assert sender.delivered == ["c0", "s0"]
+    await rig.close()
+
+
+async def test_calls_racing_for_a_limiter_turn_do_not_wait_for_it_holding_a_slot() -> None:
+    from connector.attentive.endpoints import Endpoint
+    from connector.types import Call
+
+    # Five subscribes all see the limiter ready, then queue for the one slot: only the first may take that
+    # turn; the others must give the slot back and wait for theirs slot-free, so custom events keep flowing.
+    sender = PacedSender(intervals={"subscribe": 0.1}, slow={"busy": 0.05})
+    rig = await make_rig(settings=delivery_settings(max_in_flight=1), sender=sender)
+    deliverer = rig.deliverer
+    busy = asyncio.ensure_future(deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "busy", "r")))
+    await asyncio.sleep(0.01)  # "busy" holds the only slot; the subscribes below all see their limiter ready
+    subs = [
+        asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, f"s{i}", "r"))) for i in range(5)
+    ]
+    await asyncio.wait_for(busy, 1)
+    await asyncio.sleep(0.02)  # s0 took the turn; the others must not sit on the slot waiting for theirs
+    for i in range(5):
+        await asyncio.wait_for(deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, f"c{i}", "r")), 0.05)
+    await asyncio.wait_for(asyncio.gather(*subs), 2)
+    assert sender.limiter_waits == []  # no call ever slept in the limiter with a slot
+    assert sorted(sender.delivered) == sorted(
+        ["busy", *(f"s{i}" for i in range(5)), *(f"c{i}" for i in range(5))]
+    )
+    await rig.close()
+
+
+async def test_limiter_waits_keep_the_per_endpoint_cap() -> None:
+    from connector.attentive.endpoints import Endpoint
+    from connector.types import Call
+
+    sender = PacedSender(intervals={"subscribe": 0.01}, latency_s=0.05)
+    rig = await make_rig(
+        settings=delivery_settings(max_in_flight=8), sender=sender, endpoint_limits={"subscribe": 2}
+    )
+    calls = [rig.deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, f"s{i}", "r")) for i in range(12)]
+    await asyncio.wait_for(asyncio.gather(*calls), 3)
+    assert sender.max_in_flight <= 2
+    assert sender.limiter_waits == []
+    assert len(sender.delivered) == 12
     await rig.close()
