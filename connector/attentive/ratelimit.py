@@ -2,20 +2,25 @@
 
 Attentive counts requests per endpoint in a fixed one-second window (150/s for most endpoints, subscribe 10/s,
 unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit`` (per second) and
-``x-ratelimit-remaining`` (left in the current second). Four mechanisms keep the connector under it:
+``x-ratelimit-remaining`` (left in the current second). Three mechanisms keep the connector under it:
 
-1. **Pacing.** Each endpoint's requests are spaced ``1/rate`` apart (a token bucket of capacity one, GCRA
-   style). An even stream puts exactly ``rate`` requests in any one-second window, so the server's window is
-   never exceeded by a burst, yet full throughput is reached. The rate is the configured one, lowered to the
-   server's ``x-ratelimit-limit`` when that is smaller.
-2. **Headroom slow-down.** When ``remaining`` falls below ``headroom * limit`` (at least 3), this client's
-   share of it (its part of what was consumed in the window), less what it already sent or reserved, is spread
-   over the rest of the (estimated) window — so several replicas sharing one key slow down before any of them
-   is answered 429. At ``remaining == 0`` the endpoint waits for the next window.
-3. **Budget gate.** The last ``remaining`` seen, minus the requests this client has sent since, is what is
-   left of the window; at zero the next request waits for the window's end. This keeps scheduling jitter (a
-   request delayed across the boundary) and requests in flight from overrunning the window.
-4. **Holds.** After a 429, :meth:`EndpointLimiter.hold` stops the endpoint until ``Retry-After`` has passed.
+1. **Pacing (GCRA / virtual scheduling).** Slot ``k`` of an endpoint is due at ``t0 + k * interval`` with
+   ``interval = (1 s + margin) / rate`` (10 ms margin; 30 ms under 20/s). A late wake-up (event-loop lag)
+   does not move the schedule: the next slots are already due and go at once, so the lag is caught up (up to ``_CATCH_UP_S``); an idle endpoint
+   banks nothing, its next slot is "now". A sliding-window cap on the actual send times (never more than
+   ``limit`` in any ``1 s + 2 ms``) keeps the server's fixed one-second windows under the limit even while
+   catching up. The rate is the configured one, lowered to the server's ``x-ratelimit-limit`` when smaller.
+2. **Sharing, only when another replica is seen.** Alone, the headers never slow us down: ``remaining`` is
+   compared with what our own sends of the last second explain, and only when the server counted clearly
+   more (another replica spends the same key) do the two mechanisms below switch on, for ``_SHARED_FOR_S`` (60 s)
+   after the last such sighting:
+   a. *Headroom slow-down.* When ``remaining`` falls below ``headroom * limit`` (at least 3), this client's
+      share of it (its part of what was consumed in the window), less what it already sent or reserved, is
+      spread over the rest of the (estimated) window. At ``remaining == 0`` the endpoint waits for the next
+      window.
+   b. *Budget gate.* The last ``remaining`` seen (our share of it), minus the requests this client has sent
+      since, is what is left of the window; at zero the next request waits for the window's end.
+3. **Holds.** After a 429, :meth:`EndpointLimiter.hold` stops the endpoint until ``Retry-After`` has passed.
 
 The window's start is estimated from the headers: ``remaining`` jumping back up means a new second began.
 Clock and sleep are injectable so the tests run on virtual time.
@@ -40,10 +45,31 @@ WINDOW_S = 1.0
 # After the estimated end of a window wait this much longer, so a request never lands just before the
 # server's boundary (our estimate of the boundary lags the real one by about one response time).
 _WINDOW_MARGIN_S = 0.005
+# Pacing spaces ``limit`` requests over ``1 s + _PACING_MARGIN_S`` (99% of the limit), and the sliding-window
+# cap counts over the same span: arrival jitter at the server under this margin cannot put ``limit + 1``
+# requests into one of its fixed seconds.
+_PACING_MARGIN_S = 0.01
+# Below _LOW_RATE a request late by more than 10 ms (a busy event loop, the connection pool) is likelier to
+# share a server second with ``limit`` others, and each 429 is a larger share of the traffic: 97 % there.
+_LOW_RATE = 20.0
+_LOW_RATE_MARGIN_S = 0.03
+# The sliding-window cap spans a little less than the pacing period (1 s + _PACING_MARGIN_S): time lost to a
+# late wake-up can then be made up (the cap lets up to 0.8 % more through than the schedule) while the cap still
+# keeps a little margin over the server's one second.
+_CAP_MARGIN_S = 0.002
+# How far behind "now" the schedule may be caught up after a late wake-up (never after idling).
+_CATCH_UP_S = 0.2
 # At low limits (subscribe 10/s, unsubscribe 5/s) a 10% headroom is under one request; start spreading the
 # budget when this few are left at the latest.
 _MIN_HEADROOM = 3
 _ALONE_SHARE = 0.8
+# Another replica is "seen" when the server counted more than our own last second explains by this much
+# (at least ``_OTHERS_MIN``); the sharing mechanisms stay on for ``_SHARED_FOR_S`` after the last sighting.
+_OTHERS_SLACK = 0.03
+_OTHERS_MIN = 1
+_SHARED_FOR_S = 60.0  # replicas come and go slowly; alone again after a minute
+# Own send times older than this are forgotten (the cap and the own-usage count look back ~1 s).
+_KEEP_S = 1.5
 
 
 class EndpointLimiter:
@@ -70,6 +96,7 @@ class EndpointLimiter:
         self._slow_interval = 0.0  # extra spacing while the window's budget is low
         self._slow_until = -math.inf
         self._generation = 0  # bumped when a hold invalidates reservations made earlier
+        self._shared_until = -math.inf  # another replica was seen spending this key until about then
         self._window_start: float | None = None
         self._window_opened_by = -math.inf  # send time of the request whose answer opened the window
         self._window_min = 0
@@ -77,6 +104,8 @@ class EndpointLimiter:
         self._seen_sent = -math.inf  # send time of the request whose ``remaining`` is the newest we know
         self._share = 1.0  # our part of what was consumed in this window (1 when alone)
         self._slots: collections.deque[float] = collections.deque()  # reserved send times, oldest first
+        self._sent: collections.deque[float] = collections.deque()  # actual release times, oldest first
+        self._lag = 0.0  # how late the last request went after its slot (capped): what may be caught up
 
     @property
     def rate(self) -> float:
@@ -85,36 +114,76 @@ class EndpointLimiter:
             return min(self.configured_rate, float(self.server_limit))
         return self.configured_rate
 
+    @property
+    def shared(self) -> bool:
+        """Whether another replica was recently seen spending this endpoint's budget."""
+        return self._clock() < self._shared_until
+
+    def _cap_count(self) -> int:
+        """Requests allowed in any ``1 s + _CAP_MARGIN_S`` of our own sends."""
+        return max(1, math.floor(self.rate + 1e-9))
+
     def _interval(self, now: float) -> float:
-        base = 1.0 / self.rate
-        if now < self._slow_until:
+        margin = _PACING_MARGIN_S if self.rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
+        base = (WINDOW_S + margin) / self.rate
+        if now < self._slow_until and now < self._shared_until:
             return max(base, self._slow_interval)
         return base
+
+    def _earliest(self, now: float, times: collections.deque[float]) -> float:
+        """Earliest time the sliding-window cap allows another request, given earlier ``times``."""
+        n = self._cap_count()
+        if len(times) < n:
+            return -math.inf
+        return times[-n] + WINDOW_S + _CAP_MARGIN_S
+
+    def _next_slot(self, now: float) -> float:
+        shared = now < self._shared_until
+        # A schedule left behind by a late wake-up is caught up (the next slots are already due); one left
+        # behind by idling is not (no banked burst): only the last request's lateness may be made up.
+        floor = now if shared else now - self._lag
+        slot = max(self._tat, floor, self._not_before, self._earliest(now, self._slots))
+        return self._gate(slot) if shared else slot
 
     def delay(self) -> float:
         """Seconds until a request could start now (0 when it could go at once). Does not reserve."""
         now = self._clock()
-        return max(0.0, self._gate(max(now, self._tat, self._not_before)) - now)
+        return max(0.0, self._next_slot(now) - now, self._earliest(now, self._sent) - now)
 
     async def acquire(self) -> None:
         """Wait for this endpoint's next slot and take it."""
         while True:
             now = self._clock()
+            self._forget(now)
             gen = self._generation
-            slot = self._gate(max(now, self._tat, self._not_before))
+            slot = self._next_slot(now)
             self._tat = slot + self._interval(slot)
             self._slots.append(slot)
-            while self._slots and self._slots[0] < now - 1.5 * WINDOW_S:
-                self._slots.popleft()
-            if slot <= now:
-                return
-            await self._sleep(slot - now)
-            if gen == self._generation and self._clock() >= self._not_before and self._gate(slot) == slot:
-                return
-            # A hold, a slow-down or newer headers arrived while we slept and our slot no longer fits:
-            # give it back and take a new one.
-            with contextlib.suppress(ValueError):
-                self._slots.remove(slot)
+            if slot > now:
+                await self._sleep(slot - now)
+                now = self._clock()
+                if (
+                    gen != self._generation
+                    or now < self._not_before
+                    or (self.shared and self._gate(slot) != slot)
+                ):
+                    # A hold, a slow-down or newer headers arrived while we slept and our slot no longer fits:
+                    # give it back and take a new one.
+                    with contextlib.suppress(ValueError):
+                        self._slots.remove(slot)
+                    continue
+            # The cap on actual send times: a late wake-up followed by on-time ones must not crowd a second.
+            while (wait := self._earliest(now, self._sent) - now) > 0:
+                await self._sleep(wait)
+                now = self._clock()
+            self._sent.append(now)
+            self._lag = min(_CATCH_UP_S, max(0.0, now - slot))
+            return
+
+    def _forget(self, now: float) -> None:
+        for times in (self._slots, self._sent):
+            while times and times[0] < now - _KEEP_S:
+                times.popleft()
 
     def _gate(self, slot: float) -> float:
         """``slot``, or just after the window's end when the window's budget is already spoken for.
@@ -143,9 +212,16 @@ class EndpointLimiter:
             self._tat = until
             self._generation += 1
 
+    def _others_seen(self, lim: int, remaining: int, sent: float) -> bool:
+        """The server counted clearly more in its current window than our own sends of the last second."""
+        own = sum(1 for t in self._sent if sent - WINDOW_S - 0.05 < t <= sent + 0.005)
+        return lim - remaining > own + max(_OTHERS_MIN, _OTHERS_SLACK * lim)
+
     def observe(self, limit: int | None, remaining: int | None, *, sent_at: float | None = None) -> None:
         """Feed one response's ``x-ratelimit-limit`` / ``x-ratelimit-remaining`` (either may be missing).
 
+        Alone, only a lower ``limit`` changes the pacing. ``remaining`` lower than our own usage explains
+        means another replica shares the key, and switches on the headroom slow-down and budget gate.
         ``sent_at`` (clock time the request started) lets a late answer from the previous window — say
         ``remaining: 0`` arriving after the new second began — be recognised as stale and ignored.
         """
@@ -156,6 +232,8 @@ class EndpointLimiter:
         if remaining is None or sent < self._window_opened_by:
             return
         lim = self.server_limit or int(self.configured_rate)
+        if self._others_seen(lim, remaining, sent):
+            self._shared_until = now + _SHARED_FOR_S
         jump = max(1, math.ceil(0.05 * lim))
         if (
             self._window_start is None
@@ -174,6 +252,8 @@ class EndpointLimiter:
             self.remaining = remaining
         self._window_min = min(self._window_min, remaining)
         self._own_in_window += 1
+        if now >= self._shared_until:
+            return  # alone: pacing at the rate already keeps every window under the limit
         window_end = self._window_start + WINDOW_S
         consumed = max(1, lim - remaining)
         share = min(1.0, self._own_in_window / consumed)

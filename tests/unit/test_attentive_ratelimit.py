@@ -44,8 +44,74 @@ async def test_paces_evenly_at_the_rate() -> None:
         await lim.acquire()
         times.append(vt.now)
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(g == pytest.approx(1 / 150) for g in gaps)
-    assert times[-1] - times[0] == pytest.approx(449 / 150)
+    interval = 1.01 / 150  # the limit spread over 1 s + a 10 ms margin against arrival jitter: 99 %
+    assert all(g == pytest.approx(interval) for g in gaps)
+    assert times[-1] - times[0] == pytest.approx(449 * interval)
+
+
+class LaggyTime(VirtualTime):
+    """Every sleep oversleeps by 0..``max_lag`` s: an event loop busy with other work."""
+
+    def __init__(self, max_lag: float, start: float = 1000.0) -> None:
+        super().__init__(start)
+        self.rng = random.Random(7)
+        self.max_lag = max_lag
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.rng.uniform(0, self.max_lag))
+
+
+@pytest.mark.parametrize(("rate", "max_lag"), [(150, 0.004), (150, 0.02), (10, 0.02), (5, 0.02)])
+async def test_late_wake_ups_do_not_lose_rate(rate: int, max_lag: float) -> None:
+    """One caller, every wake-up late (at 150/s by up to three intervals): the schedule is kept (slot k at
+    t0 + k * interval), so the lag is caught up instead of lost (restarting from "now" after each late wake-up
+    would give 150 / (1 + 150 * 0.01) = 60/s at 0..20 ms), and no 1 s window of sends exceeds the limit."""
+    vt = LaggyTime(max_lag)
+    lim = limiter(rate, vt)
+    times = []
+    for _ in range(rate * 20):
+        await lim.acquire()
+        times.append(vt.now)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    paced = rate / (1.01 if rate >= 20 else 1.03)  # by design: 1 s + 10 ms (30 ms under 20/s) per `rate`
+    assert achieved >= 0.985 * paced, achieved
+    j = 0
+    for i, t in enumerate(times):  # sliding one-second windows over the actual send times
+        while times[j] <= t - 1.0:
+            j += 1
+        assert i - j + 1 <= rate
+
+
+async def test_idle_time_is_not_banked_as_a_burst() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    await lim.acquire()
+    vt.now += 5.0  # idle
+    t0 = vt.now
+    await lim.acquire()
+    await lim.acquire()
+    assert vt.now - t0 == pytest.approx(1.03 / 10)
+
+
+async def test_alone_the_headers_never_slow_pacing_down() -> None:
+    """Our own usage explains every ``remaining`` (answers a response-time late, out of order): no gate,
+    no slow-down, no hold at ``remaining == 0`` — just the pacing."""
+    vt = VirtualTime(start=3000.0)
+    lim = limiter(10, vt)
+    window = FixedWindow(10)
+    times: list[float] = []
+    pending: list[tuple[float, float, Decision]] = []
+    rng = random.Random(3)
+    for _ in range(60):
+        await lim.acquire()
+        times.append(vt.now)
+        pending.append((vt.now + rng.uniform(0.1, 0.15), vt.now, window.take(vt.now + 0.001)))
+        for item in sorted(p for p in pending if p[0] <= vt.now):
+            pending.remove(item)
+            lim.observe(item[2].limit, item[2].remaining, sent_at=item[1])
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) == pytest.approx(1.03 / 10)
+    assert not lim.shared
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.001, 0.37, 0.999])
@@ -60,7 +126,7 @@ async def test_never_more_than_the_limit_in_any_fixed_second(offset: float) -> N
     for t in times:
         per_window[math.floor(t + 1e-9)] = per_window.get(math.floor(t + 1e-9), 0) + 1
     assert max(per_window.values()) <= 10
-    assert len(times) / (times[-1] - times[0] + 0.1) >= 9.9  # full throughput
+    assert len(times) / (times[-1] - times[0] + 0.1) >= 9.65  # full throughput less the 30 ms margin
 
 
 async def test_server_limit_lower_than_configured_wins() -> None:
@@ -71,7 +137,7 @@ async def test_server_limit_lower_than_configured_wins() -> None:
     await lim.acquire()
     t0 = vt.now
     await lim.acquire()
-    assert vt.now - t0 == pytest.approx(1 / 20)
+    assert vt.now - t0 == pytest.approx(1.01 / 20)
     lim.observe(limit=1000, remaining=999)
     assert lim.rate == 150  # the configured rate is the ceiling
 
@@ -86,18 +152,20 @@ async def test_hold_blocks_until_retry_after() -> None:
     await lim.acquire()
     assert vt.now - t0 == pytest.approx(2.5)
     lim.hold(-1)  # nonsense is ignored, never a negative wait
-    assert lim.delay() <= 1 / 150
+    assert lim.delay() <= 1.01 / 150 + 1e-9
 
 
 async def test_exhausted_window_waits_for_the_next_one() -> None:
+    """Another replica spent the window (0 left after 3 of ours of 10): wait for the next one."""
     vt = VirtualTime()
-    lim = limiter(5, vt)
-    for remaining in (4, 3):
+    lim = limiter(10, vt)
+    for remaining in (9, 8):
         await lim.acquire()
-        lim.observe(5, remaining)
-    window_start = vt.now - 1 / 5  # first answer opened the window
+        lim.observe(10, remaining)
+    window_start = vt.now - 1.03 / 10  # first answer opened the window
     await lim.acquire()
-    lim.observe(5, 0)
+    lim.observe(10, 0)
+    assert lim.shared
     await lim.acquire()
     assert vt.now >= window_start + 1.0
 
@@ -142,7 +210,7 @@ async def test_no_slow_down_when_alone_at_the_end_of_a_window() -> None:
         times.append(vt.now)
         lim.observe(150, 149 - i)
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert max(gaps) == pytest.approx(1 / 150)  # the budget left always fits the time left
+    assert max(gaps) == pytest.approx(1.01 / 150)  # the budget left always fits the time left
 
 
 async def test_late_answer_from_previous_window_is_ignored() -> None:
@@ -186,14 +254,16 @@ async def test_concurrent_waiters_are_spaced_and_re_reserve_after_a_hold() -> No
 
     tasks = [asyncio.create_task(one()) for _ in range(6)]
     await asyncio.sleep(0.075)  # two went (t=0, t=0.05)
+    held_until = time.monotonic() - t0 + 0.5
     lim.hold(0.5)
     await asyncio.gather(*tasks)
     done.sort()
     assert len(done) == 6
     assert done[1] < 0.2
     assert all(t >= 0.55 for t in done[2:]), done  # everyone queued waited out the hold
-    gaps = [b - a for a, b in zip(done[2:], done[3:])]
-    assert all(g >= 0.04 for g in gaps), gaps  # and they are paced again afterwards, no burst
+    # and they are paced again afterwards, no burst: none ahead of its slot (a late wake-up may be caught up,
+    # so single gaps can be shorter than the interval)
+    assert all(t >= held_until + k * 1.01 / 20 - 0.002 for k, t in enumerate(done[2:])), (held_until, done)
 
 
 # --- a discrete-event simulation against the sandbox's own fixed window ------------------------------------
