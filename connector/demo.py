@@ -117,11 +117,24 @@ def _start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> Non
         for topic in topics:
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             for p in partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                offsets.append(TopicPartition(topic, p, high))
+                offsets.append(TopicPartition(topic, p, _end_offset(consumer, TopicPartition(topic, p))))
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:
         consumer.close()
+
+
+def _end_offset(consumer: Any, tp: Any, timeout_s: float = 30.0) -> int:
+    """The partition's high watermark; a just-created topic may briefly answer "not leader", so retry."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=5)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _produce(config: ConnectorConfig, bootstrap: str, args: argparse.Namespace) -> int:
