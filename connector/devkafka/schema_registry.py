@@ -102,15 +102,22 @@ def build_app(state: RegistryState) -> web.Application:
         except (ValueError, TypeError, KeyError, SchemaParseException, UnknownType) as exc:
             return _error(422, 42201, f"Invalid schema: {exc}")
 
-    @routes.post("/subjects/{subject}/versions")
-    async def register(request: web.Request) -> web.Response:
+    async def schema_of(request: web.Request) -> tuple[dict[str, Any], str, str] | web.Response:
+        """The request body, its schema text and canonical key — or the error response to send."""
         body = await body_of(request)
         if isinstance(body, web.Response):
             return body
         parsed = parse(body)
         if isinstance(parsed, web.Response):
             return parsed
-        text, key = parsed
+        return body, *parsed
+
+    @routes.post("/subjects/{subject}/versions")
+    async def register(request: web.Request) -> web.Response:
+        got = await schema_of(request)
+        if isinstance(got, web.Response):
+            return got
+        body, text, key = got
         subject = request.match_info["subject"]
         with state.lock:
             schema_id = state.by_key.get(key)
@@ -125,13 +132,10 @@ def build_app(state: RegistryState) -> web.Application:
 
     @routes.post("/subjects/{subject}")
     async def lookup(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        if isinstance(body, web.Response):
-            return body
-        parsed = parse(body)
-        if isinstance(parsed, web.Response):
-            return parsed
-        _text, key = parsed
+        got = await schema_of(request)
+        if isinstance(got, web.Response):
+            return got
+        _body, _text, key = got
         subject = request.match_info["subject"]
         with state.lock:
             versions = state.subjects.get(subject)
