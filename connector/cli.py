@@ -23,7 +23,7 @@ class _Command(Protocol):
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("connector.app", "run the connector: consume, route, deliver, commit"),
+    "run": ("connector.pipeline.connector", "run the connector: consume, route, deliver, commit"),
     "validate": ("connector.rules.tools", "check the config, schemas and rule table without running"),
     "route": ("connector.rules.tools_route", "dry run: show the requests records would become (no network)"),
     "check-auth": ("connector.attentive.check_auth", "call Attentive's /v1/me with the configured key"),
@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("connector.demo", "broker + sandbox + samples + connector, end to end"),
 }
 DLQ_COMMANDS: dict[str, tuple[str, str]] = {
-    "replay": ("connector.delivery.replay", "re-route dead-lettered records through the current rules"),
+    "replay": ("connector.pipeline.replay", "re-route dead-lettered records through the current rules"),
 }
 
 

@@ -163,7 +163,7 @@ def _produce(config: ConnectorConfig, bootstrap: str, args: argparse.Namespace) 
 async def _run_connector(
     config: ConnectorConfig, produced: int, args: argparse.Namespace, urls: dict[str, str]
 ) -> dict[str, int]:
-    from connector.app import Connector
+    from connector.pipeline.connector import Connector
 
     connector = Connector(config)
     stop = asyncio.Event()

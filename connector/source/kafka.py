@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.config import ConnectorConfig
-from connector.delivery.protocols import KafkaMessage
 from connector.source.offsets import TP
+from connector.source.protocols import KafkaMessage
 from connector.types import SourceRecord
 
 log = logging.getLogger(__name__)

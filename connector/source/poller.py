@@ -42,11 +42,11 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from connector.delivery.protocols import ConsumerFactory, KafkaConsumer, KafkaMessage
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.source.kafka import Inbound, inbound
 from connector.source.offsets import TP, Commit, decode_done
+from connector.source.protocols import ConsumerFactory, KafkaConsumer, KafkaMessage
 
 log = logging.getLogger(__name__)
 

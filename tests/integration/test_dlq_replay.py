@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from connector import samples
-from connector.app import Connector
-from connector.delivery.replay import parse_since
+from connector.pipeline.connector import Connector
+from connector.pipeline.replay import parse_since
 from tests.integration.engine_support import (
     JournalView,
     committed,

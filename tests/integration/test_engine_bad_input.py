@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from connector import samples
-from connector.app import Connector
 from connector.devkafka.schema_registry import SchemaRegistryHandle, start_schema_registry
+from connector.pipeline.connector import Connector
 from tests.integration.engine_support import (
     JournalView,
     committed,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.app import Connector
+from connector.pipeline.connector import Connector
 from tests.integration.engine_support import (
     JournalView,
     Stack,

@@ -20,11 +20,11 @@ from connector.delivery.auth import AuthGate
 from connector.delivery.circuit import CircuitBoard
 from connector.delivery.dead_letter import DeadLetterWriter
 from connector.delivery.deliverer import CallDeliverer
-from connector.delivery.engine import Engine
 from connector.delivery.retry import RetryPolicy
 from connector.errors import ApiAuthError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
+from connector.pipeline.engine import Engine
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit
 from connector.types import Call, RouteResult, SourceRecord

@@ -35,19 +35,14 @@ from typing import TextIO
 
 from connector.config import ConnectorConfig, load_config
 from connector.delivery.dead_letter import DLQ_PREFIX, header_map
-from connector.delivery.protocols import (
-    ApiSender,
-    ConsumerFactory,
-    KafkaMessage,
-    ProducerFactory,
-    RecordRouter,
-)
-from connector.delivery.runtime import DeliveryRuntime
+from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
 from connector.errors import ConfigError
 from connector.observability.logs import configure_logging, register_secret
 from connector.observability.metrics import Metrics
+from connector.pipeline.runtime import DeliveryRuntime
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP
+from connector.source.protocols import ConsumerFactory, KafkaMessage
 from connector.types import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -142,7 +137,7 @@ async def replay(
     stop: asyncio.Event | None = None,
 ) -> dict[str, int]:
     """Replay ``dlq_topic`` up to its end offsets at start; returns the counts (``total`` included)."""
-    from connector.app import build_client, build_router
+    from connector.pipeline.runtime import build_client, build_router
 
     metrics = metrics if metrics is not None else Metrics()
     router = router if router is not None else build_router(config)

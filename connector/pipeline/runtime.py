@@ -24,21 +24,29 @@ from connector.delivery.auth import AuthGate
 from connector.delivery.circuit import CircuitBoard
 from connector.delivery.dead_letter import DeadLetterWriter
 from connector.delivery.deliverer import CallDeliverer
-from connector.delivery.engine import Engine
-from connector.delivery.protocols import (
-    ApiSender,
-    ConsumerFactory,
-    KafkaMessage,
-    ProducerFactory,
-    RecordRouter,
-)
+from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
 from connector.delivery.retry import RetryPolicy
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
+from connector.pipeline.engine import Engine
 from connector.source.kafka import Inbound, consumer_config, inbound, producer_config
 from connector.source.poller import Poller, PollSettings
+from connector.source.protocols import ConsumerFactory, KafkaMessage
 
 log = logging.getLogger(__name__)
+
+
+def build_router(config: ConnectorConfig) -> RecordRouter:
+    """The rule table's router (raises ``ConfigError`` for a bad table)."""
+    from connector.rules.router import Router
+
+    return Router.from_config(config)
+
+
+def build_client(config: ConnectorConfig, metrics: Metrics) -> ApiSender:
+    from connector.attentive.client import AttentiveClient
+
+    return AttentiveClient(config.attentive, metrics=metrics, max_connections=config.delivery.max_in_flight)
 
 
 def default_consumer_factory(conf: dict[str, Any]) -> Any:

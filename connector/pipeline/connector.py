@@ -23,26 +23,14 @@ from collections.abc import Callable
 
 from connector import __version__
 from connector.config import ConnectorConfig, load_config
-from connector.delivery.protocols import ApiSender, ConsumerFactory, ProducerFactory, RecordRouter
-from connector.delivery.runtime import DeliveryRuntime
+from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
 from connector.observability.health import HealthServer, HealthState
 from connector.observability.logs import configure_logging, register_secret
 from connector.observability.metrics import Metrics
+from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router
+from connector.source.protocols import ConsumerFactory
 
 log = logging.getLogger(__name__)
-
-
-def build_router(config: ConnectorConfig) -> RecordRouter:
-    """The rule table's router (raises ``ConfigError`` for a bad table)."""
-    from connector.rules.router import Router
-
-    return Router.from_config(config)
-
-
-def build_client(config: ConnectorConfig, metrics: Metrics) -> ApiSender:
-    from connector.attentive.client import AttentiveClient
-
-    return AttentiveClient(config.attentive, metrics=metrics, max_connections=config.delivery.max_in_flight)
 
 
 class Connector:
