@@ -1,60 +1,71 @@
-"""Backpressure: bound what the engine holds, in records and in bytes.
+"""Backpressure: what the engine holds, in records and bytes, in total and per partition.
 
-Consumed-but-unfinished records count until they finish. When either bound is reached the engine pauses
-consumption (the poll thread keeps polling, so the member is never evicted from its group); it resumes once
-both have drained to ``resume_ratio`` of their bound. The gap between the two thresholds stops the
-partitions from flapping between paused and resumed on every record.
+Consumed-but-unfinished records count until they finish. :class:`BufferBudget` is the total: the poll thread
+reads its :meth:`~BufferBudget.room` before every poll and never hands over more than that (see
+:mod:`connector.source.poller`), so the bounds hold whatever the topic mix or drain speed.
+
+:class:`FairShares` keeps one busy (or slow) partition from filling the whole buffer and starving the others.
+Both are pure counters (no I/O, no locks): written on the event loop, read as plain ints elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+__all__ = ["BufferBudget", "FairShares"]
+
+K = TypeVar("K", bound=Hashable)
 
 
 class BufferBudget:
-    """Counts held records and bytes; says when to pause and when to resume. Pure, no I/O."""
+    """The records and bytes the engine holds, against its bounds.
 
-    def __init__(self, max_records: int, max_bytes: int, *, resume_ratio: float = 0.5) -> None:
-        if not 0 < resume_ratio < 1:
-            raise ValueError("resume_ratio must be between 0 and 1")
+    Example::
+
+        budget = BufferBudget(max_records=5000, max_bytes=64 << 20)
+        budget.add(512)        # a record was taken
+        budget.room()          # (4999, 67108352): what the poll thread may still hand over
+        budget.remove(512)     # it finished (or was dropped on revoke)
+    """
+
+    def __init__(self, max_records: int, max_bytes: int) -> None:
+        if max_records < 1 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be positive")
         self.max_records = max_records
         self.max_bytes = max_bytes
-        self._resume_records = int(max_records * resume_ratio)
-        self._resume_bytes = int(max_bytes * resume_ratio)
         self.records = 0
         self.bytes = 0
-        self.full = False
-        """True from the moment a bound is reached until the buffer drained below the resume thresholds."""
 
-    def add(self, size: int) -> bool:
-        """Count one more held record of ``size`` bytes. Returns True when this made the buffer full."""
+    def add(self, size: int) -> None:
+        """Count one more held record of ``size`` bytes."""
         self.records += 1
         self.bytes += size
-        if not self.full and (self.records >= self.max_records or self.bytes >= self.max_bytes):
-            self.full = True
-            return True
-        return False
 
-    def remove(self, size: int) -> bool:
-        """A held record finished (or was dropped). Returns True when this drained a full buffer enough."""
-        self.records = max(0, self.records - 1)
-        self.bytes = max(0, self.bytes - size)
-        if self.full and self.records <= self._resume_records and self.bytes <= self._resume_bytes:
-            self.full = False
-            return True
-        return False
+    def remove(self, size: int) -> None:
+        """A held record finished or was dropped."""
+        if self.records <= 0 or self.bytes < size:
+            raise ValueError("buffer accounting: removing more than was added")
+        self.records -= 1
+        self.bytes -= size
+
+    def room(self) -> tuple[int, int]:
+        """(records, bytes) that may still be taken; safe to read from another thread."""
+        return self.max_records - self.records, self.max_bytes - self.bytes
 
 
-class FairShares:
-    """Per-partition shares of the buffer, so one busy (or slow) topic cannot fill it and starve the others.
+class FairShares(Generic[K]):
+    """Per-partition shares of the buffer, so one busy (or slow) partition cannot fill it and starve the others.
 
     Each assigned partition is guaranteed ``reserve_ratio / n`` of both bounds (``n`` assigned partitions);
-    the rest is a pool any partition may borrow from. When the pool is spent, the partitions holding more
-    than their guaranteed share are *throttled* (paused) while the others keep consuming up to theirs, so
-    every partition keeps records in flight. The sum over partitions of ``max(held, share)`` never exceeds the
-    bounds by more than a poll batch, so the total stays bounded. The pool is open again once its use has
-    drained to ``resume_ratio``; a throttled partition also resumes once it holds ``resume_ratio`` of its share.
-    Pure, no I/O; :meth:`throttled` is O(partitions).
+    the rest is a pool any partition may borrow from. When the pool is spent, the partitions holding their
+    guaranteed share or more are *throttled* (held back) while the others keep consuming up to theirs, so
+    every partition keeps records in flight. The pool opens again once its use has drained to
+    ``resume_ratio``; a throttled partition is also let go once it holds ``resume_ratio`` of its share.
+
+    Every :meth:`add` / :meth:`remove` is O(1): the borrowed totals are kept incrementally and only the
+    partition that changed is re-examined; the whole set is recomputed only when the pool fills or opens, or
+    the assignment changes. :attr:`changed` says the throttled set moved since :meth:`take_changes`.
     """
 
     def __init__(
@@ -66,62 +77,113 @@ class FairShares:
         self.max_bytes = max_bytes
         self._reserve = reserve_ratio
         self._resume = resume_ratio
-        self._held: dict[Any, list[int]] = {}  # partition -> [records, bytes]
-        self._throttled: frozenset[Any] = frozenset()
+        self._held: dict[K, list[int]] = {}  # partition -> [records, bytes]
+        self._throttled: set[K] = set()
+        self._share = (max_records, max_bytes)
+        self._pool = (0, 0)
+        self._borrowed = [0, 0]
         self.pool_full = False
+        self.changed = False
 
-    def assign(self, tp: Any) -> None:
+    # -- assignment (O(n)) ------------------------------------------------------------------------------
+
+    def assign(self, tp: K) -> None:
         self._held.setdefault(tp, [0, 0])
+        self._reshape()
 
-    def drop(self, tp: Any) -> None:
-        self._held.pop(tp, None)
+    def drop(self, tp: K) -> None:
+        if self._held.pop(tp, None) is not None:
+            self._throttled.discard(tp)
+            self._reshape()
 
-    def add(self, tp: Any, size: int) -> None:
+    def _reshape(self) -> None:
+        n = max(1, len(self._held))
+        share_r = max(1, int(self.max_records * self._reserve / n))
+        share_b = max(1, int(self.max_bytes * self._reserve / n))
+        self._share = (share_r, share_b)
+        self._pool = (max(0, self.max_records - n * share_r), max(0, self.max_bytes - n * share_b))
+        self._borrowed = [
+            sum(max(0, r - share_r) for r, _ in self._held.values()),
+            sum(max(0, b - share_b) for _, b in self._held.values()),
+        ]
+        self._update_pool(force=True)
+
+    # -- records (O(1)) ---------------------------------------------------------------------------------
+
+    def add(self, tp: K, size: int) -> None:
         held = self._held.get(tp)
-        if held is not None:
-            held[0] += 1
-            held[1] += size
+        if held is None:
+            return
+        self._move(tp, held, 1, size)
 
-    def remove(self, tp: Any, size: int) -> None:
+    def remove(self, tp: K, size: int) -> None:
         held = self._held.get(tp)
-        if held is not None:
-            held[0] = max(0, held[0] - 1)
-            held[1] = max(0, held[1] - size)
+        if held is None:
+            return
+        self._move(tp, held, -1, -min(size, held[1]))
 
-    def held(self, tp: Any) -> int:
-        return self._held.get(tp, [0, 0])[0]
+    def _move(self, tp: K, held: list[int], records: int, size: int) -> None:
+        share_r, share_b = self._share
+        r0, b0 = held
+        r1, b1 = max(0, r0 + records), b0 + size
+        held[0], held[1] = r1, b1
+        self._borrowed[0] += max(0, r1 - share_r) - max(0, r0 - share_r)
+        self._borrowed[1] += max(0, b1 - share_b) - max(0, b0 - share_b)
+        if not self._update_pool() and self.pool_full:
+            self._judge(tp, held)
+
+    def _update_pool(self, *, force: bool = False) -> bool:
+        """Open or close the pool on its thresholds; True when the whole throttled set was recomputed."""
+        pool_r, pool_b = self._pool
+        borrowed_r, borrowed_b = self._borrowed
+        was = self.pool_full
+        if not was and (borrowed_r >= pool_r or borrowed_b >= pool_b):
+            self.pool_full = True
+        elif was and borrowed_r <= pool_r * self._resume and borrowed_b <= pool_b * self._resume:
+            self.pool_full = False
+        if self.pool_full == was and not force:
+            return False
+        before = set(self._throttled)
+        if not self.pool_full:
+            self._throttled.clear()
+        else:
+            for tp, held in self._held.items():
+                self._judge(tp, held, track=False)
+        self.changed = self.changed or before != self._throttled
+        return True
+
+    def _judge(self, tp: K, held: list[int], *, track: bool = True) -> None:
+        share_r, share_b = self._share
+        r, b = held
+        was = tp in self._throttled
+        low_r, low_b = share_r * self._resume, share_b * self._resume
+        now = r >= share_r or b >= share_b or (was and (r > low_r or b > low_b))
+        if now == was:
+            return
+        if now:
+            self._throttled.add(tp)
+        else:
+            self._throttled.discard(tp)
+        if track:
+            self.changed = True
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def held(self, tp: K) -> int:
+        held = self._held.get(tp)
+        return held[0] if held is not None else 0
 
     def shares(self) -> tuple[int, int]:
         """(records, bytes) guaranteed to each assigned partition."""
-        n = max(1, len(self._held))
-        return (
-            max(1, int(self.max_records * self._reserve / n)),
-            max(1, int(self.max_bytes * self._reserve / n)),
-        )
+        return self._share
 
-    def throttled(self) -> frozenset[Any]:
-        """The partitions to pause now (empty while the shared pool has room)."""
-        if not self._held:
-            self.pool_full = False
-            self._throttled = frozenset()
-            return self._throttled
-        share_r, share_b = self.shares()
-        n = len(self._held)
-        pool_r = max(0, self.max_records - n * share_r)
-        pool_b = max(0, self.max_bytes - n * share_b)
-        borrowed_r = sum(max(0, r - share_r) for r, _ in self._held.values())
-        borrowed_b = sum(max(0, b - share_b) for _, b in self._held.values())
-        if borrowed_r >= pool_r or borrowed_b >= pool_b:
-            self.pool_full = True
-        elif self.pool_full and borrowed_r <= pool_r * self._resume and borrowed_b <= pool_b * self._resume:
-            self.pool_full = False
-        if not self.pool_full:
-            self._throttled = frozenset()
-            return self._throttled
-        low_r, low_b = share_r * self._resume, share_b * self._resume
-        self._throttled = frozenset(
-            tp
-            for tp, (r, b) in self._held.items()
-            if r >= share_r or b >= share_b or (tp in self._throttled and (r > low_r or b > low_b))
-        )
-        return self._throttled
+    def throttled(self) -> frozenset[K]:
+        """The partitions to hold back now (empty while the shared pool has room)."""
+        return frozenset(self._throttled)
+
+    def take_changes(self) -> frozenset[K] | None:
+        """The throttled set if it changed since the last call, else None."""
+        if not self.changed:
+            return None
+        self.changed = False
+        return frozenset(self._throttled)

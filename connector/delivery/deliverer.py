@@ -1,15 +1,16 @@
 """Deliver one call: wait for the auth gate and the endpoint's circuit, send, retry until done or hopeless.
 
-The in-flight bound (``max_in_flight``) is a semaphore held only while a request is (about to be) on the
-wire — never during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds
-only its own lane, and a throttled endpoint cannot take every request slot from the others:
+The in-flight bound (``max_in_flight``) is a semaphore held only while a request is on the wire — never
+during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds only its own
+lane, and a throttled endpoint cannot take request slots from the others.
 
-* before taking a slot, a call waits until its endpoint's rate limiter would let it go (the client's
-  ``ready_in(endpoint)``, when the sender has one: a 429 hold or pacing is waited out slot-free); once it
-  has the slot it checks again — another call may have taken that turn meanwhile — and if so gives the slot
-  back and waits again, so ``send`` never sleeps in the limiter while holding a slot;
-* each endpoint may use at most ``endpoint_limits[endpoint]`` slots (the runtime sets it from the endpoint's
-  rate limit, so subscribe at 10/s can never occupy 64 slots while custom events wait).
+**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint lets
+the head go when the endpoint's rate limiter has a turn (``ApiSender.ready_in``) *and* a request slot is
+free, then looks again after the call has taken that turn. So waiting costs O(1) per call (no herd of
+callers polling the limiter), no turn is wasted while a slot is free, no slot is held while waiting for a
+turn, and ``send`` never sleeps in the limiter. Each endpoint may also use at most
+``endpoint_limits[endpoint]`` slots (the runtime sets it from the rate limit), so a slow endpoint's
+latency cannot occupy every slot.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from connector.attentive.endpoints import Endpoint
 from connector.delivery.auth import AuthGate
 from connector.delivery.circuit import CircuitBoard
 from connector.delivery.protocols import ApiSender
@@ -45,6 +48,17 @@ class _GateClosed(Exception):
     """Internal: the auth gate closed while a call waited for a request slot."""
 
 
+class _EndpointQueue:
+    """Calls waiting for one endpoint's turn (FIFO) and its pump task."""
+
+    __slots__ = ("slots", "task", "waiters")
+
+    def __init__(self, slots: int) -> None:
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.slots = asyncio.Semaphore(slots)
+
+
 class CallDeliverer:
     """Sends calls with retries, honouring the auth gate, the per-endpoint circuits and the in-flight bound."""
 
@@ -68,7 +82,7 @@ class CallDeliverer:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_in_flight = max_in_flight
         self._endpoint_limits = dict(endpoint_limits or {})
-        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
+        self._queues: dict[str, _EndpointQueue] = {}
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
@@ -121,44 +135,80 @@ class CallDeliverer:
 
     async def _send(self, call: Call, endpoint: str) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
-        while True:
-            await self._until_rate_limit_allows(call)
-            async with self._endpoint_slot(endpoint), self._slots:
-                if not self._auth.ok:
-                    # The key was refused while this call queued for a slot: don't send it just to get a 401.
-                    raise _GateClosed
-                if not self._rate_limit_allows(call):
-                    # Another call took the limiter's turn while this one queued for a slot: give the slot
-                    # back and wait for the next turn slot-free.
-                    continue
-                # No await between the check above and the limiter's reservation inside send(): the turn
-                # seen free is the one this call takes (one event loop), so send() does not wait holding a slot.
-                self._in_flight += 1
-                try:
-                    return await self._sender.send(call)
-                finally:
-                    self._in_flight -= 1
+        queue = self._queue(endpoint)
+        await self._turn(queue, call.endpoint)
+        # Holding a global and an endpoint slot, and the limiter's turn is free: no await until send() has
+        # taken it (one event loop), so send() does not wait in the limiter.
+        try:
+            if not self._auth.ok:
+                # The key was refused while this call queued: don't send it just to get a 401.
+                raise _GateClosed
+            self._in_flight += 1
+            try:
+                return await self._sender.send(call)
+            finally:
+                self._in_flight -= 1
+        finally:
+            queue.slots.release()
+            self._slots.release()
 
-    def _endpoint_slot(self, endpoint: str) -> asyncio.Semaphore:
-        sem = self._endpoint_slots.get(endpoint)
-        if sem is None:
+    def _queue(self, endpoint: str) -> _EndpointQueue:
+        queue = self._queues.get(endpoint)
+        if queue is None:
             limit = min(self._max_in_flight, max(1, self._endpoint_limits.get(endpoint, self._max_in_flight)))
-            sem = self._endpoint_slots[endpoint] = asyncio.Semaphore(limit)
-        return sem
+            queue = self._queues[endpoint] = _EndpointQueue(limit)
+        return queue
 
-    async def _until_rate_limit_allows(self, call: Call) -> None:
-        ready_in = getattr(self._sender, "ready_in", None)
-        if ready_in is None:
-            return
-        while True:
-            delay = float(ready_in(call.endpoint))
-            if delay <= 0:
-                return
-            await self._sleep(min(delay, 1.0))
+    async def _turn(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
+        """Wait in the endpoint's FIFO until the pump hands this call its turn and both slots."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.waiters.append(waiter)
+        if queue.task is None:
+            queue.task = asyncio.get_running_loop().create_task(
+                self._pump(queue, endpoint), name=f"pump {endpoint}"
+            )
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed the slots in the same turn as the cancellation: give them back.
+                queue.slots.release()
+                self._slots.release()
+            raise
 
-    def _rate_limit_allows(self, call: Call) -> bool:
-        ready_in = getattr(self._sender, "ready_in", None)
-        return ready_in is None or float(ready_in(call.endpoint)) <= 0
+    async def _pump(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
+        """Let the endpoint's calls go one by one: a limiter turn, an endpoint slot, a global slot."""
+        try:
+            while queue.waiters:
+                delay = self._sender.ready_in(endpoint)
+                if delay > 0:
+                    await self._sleep(delay)
+                    continue
+                await queue.slots.acquire()
+                await self._slots.acquire()
+                while queue.waiters and queue.waiters[0].done():
+                    queue.waiters.popleft()  # cancelled while waiting
+                if not queue.waiters or self._sender.ready_in(endpoint) > 0:
+                    # Nobody left, or the limiter moved while the slots were awaited (a 429's hold).
+                    self._slots.release()
+                    queue.slots.release()
+                    continue
+                queue.waiters.popleft().set_result(None)
+                # One loop turn: the woken call runs up to its request (taking the limiter's turn) first.
+                await asyncio.sleep(0)
+        finally:
+            queue.task = None
+            if queue.waiters:  # cancelled with callers still waiting (shutdown): they fail with the pump
+                for waiter in queue.waiters:
+                    waiter.cancel()
+                queue.waiters.clear()
+
+    async def aclose(self) -> None:
+        """Stop the pumps (after the engine drained)."""
+        tasks = [q.task for q in self._queues.values() if q.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _classify(self, endpoint: str, exc: BaseException, probe: bool) -> None:
         if isinstance(exc, RateLimitedError):

@@ -1,9 +1,11 @@
 """Key-ordered lanes: same key one at a time in arrival order, different keys in parallel.
 
 A lane is a FIFO of items sharing a key, served by one asyncio task that exists only while the lane has
-work. Lanes are scoped to a partition (the key includes topic and partition): offset order is only defined
-within a partition, and it lets a revoked partition's lanes be drained or cancelled without touching the
-others. Records without a key get a lane of their own (their offset), so they run freely in parallel.
+work. Lanes are scoped (the key is ``(scope, ordering key)``), and the engine's scope is one *assignment* of a
+partition: offset order is only defined within a partition, a revoked partition's lanes can be drained or
+cancelled without touching the others, and a partition lost and assigned again at once gets new lanes, so
+cancelling the old ones can never take the new assignment's records with them. Records without a key get a
+lane of their own (their offset), so they run freely in parallel.
 
 The bound on concurrent HTTP requests is not here but in :class:`connector.delivery.deliverer.CallDeliverer`,
 so a lane waiting for a retry or a gate costs no request slot.
@@ -14,18 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-
-from connector.source.offsets import TP
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LaneKey = tuple[str, int, str | bytes | int]
-"""``(topic, partition, ordering key)``; the key is a str (record field), bytes (Kafka key) or an int offset."""
+LaneKey = tuple[Hashable, str | bytes | int]
+"""``(scope, ordering key)``; the key is a str (record field), bytes (Kafka key) or an int offset."""
 
 
 @dataclass(eq=False)
@@ -63,9 +63,7 @@ class Lanes(Generic[T]):
         lane.queue.append(item)
         self._idle.clear()
         if lane.task is None:
-            lane.task = asyncio.get_running_loop().create_task(
-                self._run(key, lane), name=f"lane {key[0]}/{key[1]}"
-            )
+            lane.task = asyncio.get_running_loop().create_task(self._run(key, lane), name=f"lane {key[0]}")
 
     async def _run(self, key: LaneKey, lane: _Lane[T]) -> None:
         try:
@@ -77,7 +75,7 @@ class Lanes(Generic[T]):
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("lane worker failed; moving on", extra={"lane": f"{key[0]}/{key[1]}"})
+                    log.exception("lane worker failed; moving on", extra={"lane": str(key[0])})
                 lane.current = None
                 if lane.queue and lane.queue[0] is item:
                     lane.queue.popleft()
@@ -89,43 +87,40 @@ class Lanes(Generic[T]):
             if not self._lanes:
                 self._idle.set()
 
-    def running(self, tp: TP | None = None) -> list[T]:
-        """Items being worked on now (of one partition, or all)."""
+    def running(self, scope: Hashable | None = None) -> list[T]:
+        """Items being worked on now (of one scope, or all)."""
         return [
             lane.current
             for key, lane in self._lanes.items()
-            if lane.current is not None and (tp is None or (key[0], key[1]) == tp)
+            if lane.current is not None and (scope is None or key[0] == scope)
         ]
 
-    def drop_queued(self, tps: set[TP]) -> list[T]:
-        """Remove the items of ``tps`` that have not started; running ones are left to finish or be cancelled."""
+    def drop_queued(self, scopes: Collection[Hashable]) -> list[T]:
+        """Remove the items of ``scopes`` that have not started; running ones are left to finish or be
+        cancelled."""
         dropped: list[T] = []
         for key, lane in list(self._lanes.items()):
-            if (key[0], key[1]) not in tps:
+            if key[0] not in scopes:
                 continue
             current = lane.current
             dropped.extend(i for i in lane.queue if i is not current)
             lane.queue = deque([current]) if current is not None else deque()
         return dropped
 
-    async def wait_partitions_idle(self, tps: set[TP], timeout_s: float) -> bool:
-        """Wait until no lane of ``tps`` has work, up to ``timeout_s`` seconds; True if they went idle."""
-        tasks = [
-            lane.task
-            for key, lane in self._lanes.items()
-            if (key[0], key[1]) in tps and lane.task is not None
-        ]
+    async def wait_scopes_idle(self, scopes: Collection[Hashable], timeout_s: float) -> bool:
+        """Wait until no lane of ``scopes`` has work, up to ``timeout_s`` seconds; True if they went idle."""
+        tasks = [lane.task for key, lane in self._lanes.items() if key[0] in scopes and lane.task is not None]
         if not tasks:
             return True
         _, pending = await asyncio.wait(tasks, timeout=timeout_s)
         return not pending
 
-    async def cancel(self, tps: set[TP] | None = None) -> int:
-        """Cancel the lanes of ``tps`` (default: all) and wait for them to stop; returns how many."""
+    async def cancel(self, scopes: Collection[Hashable] | None = None) -> int:
+        """Cancel the lanes of ``scopes`` (default: all) and wait for them to stop; returns how many."""
         tasks = [
             lane.task
             for key, lane in self._lanes.items()
-            if lane.task is not None and (tps is None or (key[0], key[1]) in tps)
+            if lane.task is not None and (scopes is None or key[0] in scopes)
         ]
         for task in tasks:
             task.cancel()

@@ -10,11 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from connector.attentive.endpoints import Endpoint
 from connector.types import Call, RouteResult, SourceRecord
 
 
 class ApiSender(Protocol):
     """One attempt per ``send`` (after the endpoint's rate limiter); errors from :mod:`connector.errors`."""
+
+    def ready_in(self, endpoint: Endpoint) -> float:
+        """Seconds until ``endpoint``'s rate limiter grants a turn (<= 0: now). ``send`` right after a 0,
+        with no await in between, takes that turn without waiting."""
+        ...
 
     async def send(self, call: Call) -> Any: ...
 
@@ -27,6 +33,11 @@ class RecordRouter(Protocol):
     """Turns a record into calls. Raises a retriable error (registry down) when it cannot decide yet."""
 
     def route(self, record: SourceRecord) -> RouteResult: ...
+
+    def needs_registry(self, record: SourceRecord) -> bool:
+        """True when routing ``record`` would first fetch a schema from the registry (a blocking HTTP call,
+        made off the event loop)."""
+        ...
 
 
 class Backoff(Protocol):

@@ -4,12 +4,13 @@ Everything here runs on the asyncio event loop; the poll thread (:mod:`connector
 with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands through
 :class:`SourceControl`. A record's way:
 
-1. :meth:`Engine.accept` takes it (offset tracker, buffer budget). Each assigned partition is guaranteed a
+1. :meth:`Engine.accept` takes it (offset tracker, buffer budget). The poll thread never hands over more
+   than the budget's room (records and bytes), so the bound holds. Each assigned partition is guaranteed a
    share of the buffer (:class:`~connector.delivery.backpressure.FairShares`): once the shared rest is
-   spent, only the partitions over their share are paused, so a slow topic is never starved by a busy one;
-   a hard stop pauses everything if the total bound itself is reached (a poll batch can overshoot).
+   spent, the partitions over their share are held back, so a slow topic is never starved by a busy one.
 2. It is routed in partition order. A retriable routing error (Schema Registry down) holds the partition's
-   routing and retries with backoff: the record is kept, and nothing behind it overtakes it.
+   routing and retries with backoff: the record is kept, nothing behind it overtakes it, and the partition
+   is held back from fetching until routing moves again.
 3. Skipped and stale records finish at once; the others join their key's lane (ordering key from the rule,
    else the Kafka key; keyless records run alone) and their calls are delivered in rule order by the
    :class:`~connector.delivery.deliverer.CallDeliverer` (retries, circuit, auth gate, in-flight bound).
@@ -22,6 +23,11 @@ with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands
    :func:`connector.source.offsets.encode_done`), and a new owner — this process after a restart, or another
    member after a rebalance — skips those: records finished out of order behind a slow one are not sent
    twice.
+
+The engine keeps no copy of the consumer's state: it tells the poll thread what it wants held back and why
+(:class:`~connector.source.flow.Hold`: auth, shutdown, partitions over their share, partitions whose routing
+waits) and the thread owns the pausing. Hold updates are coalesced to one per event-loop turn, and
+finishing a record is O(1).
 
 Shutdown and revocation start nothing new, let what is in flight finish within the grace period / revoke
 timeout, and cancel the rest; unfinished records stay uncommitted and are delivered again by the next owner.
@@ -49,6 +55,7 @@ from connector.delivery.retry import CallAttempts
 from connector.errors import DecodeError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
+from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit, OffsetTracker, PartitionOffsets
 from connector.types import OutcomeKind, RouteResult, SourceRecord
@@ -64,8 +71,7 @@ _EARLY_COMMIT_GAP_S = 0.05
 class SourceControl(Protocol):
     """What the engine asks of the poll thread (thread-safe, non-blocking)."""
 
-    def set_paused(self, reason: str, paused: bool) -> None: ...
-    def throttle(self, tps: frozenset[TP]) -> None: ...  # pause exactly these (over their share)
+    def hold(self, hold: Hold) -> None: ...
     def commit(self, offsets: dict[TP, Commit]) -> None: ...
 
 
@@ -89,8 +95,13 @@ class _Partition:
     route_failures: int = 0
     blocked: bool = False
     retry_handle: asyncio.TimerHandle | None = None
+    handed_off: bool = False
+    """Revoked or lost to another member, which finishes its unfinished records (and counts them)."""
     sent: tuple[int, int] | None = None
     """(position, finished-above count) of the last commit asked for: commit again only when it changes."""
+
+    def __str__(self) -> str:
+        return str(self.tp)
 
 
 class Engine:
@@ -130,15 +141,17 @@ class Engine:
         self._parts: dict[TP, _Partition] = {}
         self._lanes: Lanes[_Item] = Lanes(self._process)
         self._budget = BufferBudget(settings.max_buffered_records, settings.max_buffered_bytes)
-        self._shares = FairShares(settings.max_buffered_records, settings.max_buffered_bytes)
-        self._throttled: frozenset[TP] = frozenset()
+        self._shares: FairShares[TP] = FairShares(settings.max_buffered_records, settings.max_buffered_bytes)
+        self._routing_held: set[TP] = set()
+        self._routing_dirty = False
+        self._flush_scheduled = False
+        self._auth_ok = True
         self._counts: Counter[str] = Counter()
         self._empty = asyncio.Event()
         self._empty.set()
         self._commit_wakeup = asyncio.Event()
         self._commit_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._paused: set[str] = set()
         self._stopping = False
         self.exhausted_event = asyncio.Event()
         """Set when a bounded source (replay) has handed over everything it will."""
@@ -146,12 +159,21 @@ class Engine:
     # -- wiring -------------------------------------------------------------------------------------------
 
     def bind(self, source: SourceControl) -> None:
-        """Connect the poll thread's command side; pauses decided before (e.g. auth) are passed on."""
+        """Connect the poll thread's command side; holds decided before (e.g. auth) are passed on."""
         self._source = source
-        for reason in sorted(self._paused):
-            source.set_paused(reason, True)
-        if self._throttled:
-            source.throttle(self._throttled)
+        if not self._auth_ok:
+            source.hold(Hold.everything(HoldReason.AUTH))
+        if self._stopping:
+            source.hold(Hold.everything(HoldReason.SHUTDOWN))
+        if self._shares.throttled():
+            source.hold(Hold(HoldReason.OVER_SHARE, self._shares.throttled()))
+        if self._routing_held:
+            source.hold(Hold(HoldReason.ROUTING_HELD, frozenset(self._routing_held)))
+
+    @property
+    def buffer(self) -> BufferBudget:
+        """The buffer's counters; the poll thread reads its room before every poll."""
+        return self._budget
 
     def start(self) -> None:
         """Start the periodic commit task (in the running loop)."""
@@ -162,7 +184,9 @@ class Engine:
         """The auth gate opened or closed: pause or resume consumption and report readiness."""
         if self._health is not None:
             self._health.auth_ok = ok
-        self._pause("auth", not ok)
+        if ok != self._auth_ok:
+            self._auth_ok = ok
+            self._send(Hold.everything(HoldReason.AUTH, on=not ok))
 
     # -- from the poll thread (on the loop) ---------------------------------------------------------------
 
@@ -171,7 +195,7 @@ class Engine:
         for tp in tps:
             self._parts[tp] = _Partition(tp, self._tracker.assign(tp, (done or {}).get(tp, ())))
             self._shares.assign(tp)
-        self._update_throttle()
+        self._schedule_flush()
 
     def accept(self, batch: list[Inbound]) -> None:
         """Take a batch of consumed records (in offset order per partition)."""
@@ -195,23 +219,16 @@ class Engine:
             self._metrics.records_consumed.labels(inb.tp.topic).inc()
             self._empty.clear()
             self._shares.add(inb.tp, inb.size)
-            if self._budget.add(inb.size):
-                log.info(
-                    "buffer full (%d records, %d bytes): pausing consumption",
-                    self._budget.records,
-                    self._budget.bytes,
-                )
-                self._pause("backpressure", True)
+            self._budget.add(inb.size)
             if inb.record is None:
                 item = _Item(inb, part, _placeholder(inb))
                 self._finish(item, FILTERED if inb.skip else OutcomeKind.SKIPPED.value, rule=None)
                 continue
             part.backlog.append(_Item(inb, part, inb.record))
             touched[inb.tp] = part
-        self._update_throttle()
         for part in touched.values():
             self._route_backlog(part)
-        self._metrics.buffered_records.set(self._budget.records)
+        self._schedule_flush()
 
     async def release(self, tps: list[TP]) -> dict[TP, Commit]:
         """Partitions are being revoked: start nothing new for them, let in-flight records finish within
@@ -220,35 +237,34 @@ class Engine:
         wanted = {p.tp for p in parts}
         for part in parts:
             self._drop_backlog(part)
-        for item in self._lanes.drop_queued(wanted):
+        for item in self._lanes.drop_queued(parts):
             self._release(item)
-        idle = await self._lanes.wait_partitions_idle(wanted, self._s.revoke_timeout_s)
+        idle = await self._lanes.wait_scopes_idle(parts, self._s.revoke_timeout_s)
         if not idle:
-            running = sum(len(self._lanes.running(tp)) for tp in wanted)
+            running = sum(len(self._lanes.running(part)) for part in parts)
             log.warning(
                 "revoke: %d record(s) still in flight after %.1fs; abandoning them (the new owner redelivers)",
                 running,
                 self._s.revoke_timeout_s,
             )
-            await self._lanes.cancel(wanted)
+            await self._lanes.cancel(parts)
         positions = self._tracker.committable(list(wanted))
         for part in parts:
             if not self._stopping:  # at shutdown they stay ours to finish after the restart
-                self._counts["handed_off"] += part.offsets.unfinished
+                self._hand_off(part)
             self._forget(part)
         return positions
 
     def lost(self, tps: list[TP]) -> None:
         """Partitions were lost (session timeout): drop them now, commit nothing, cancel their work."""
         parts = [self._parts[tp] for tp in tps if tp in self._parts]
-        wanted = {p.tp for p in parts}
         for part in parts:
             self._drop_backlog(part)
-            self._counts["handed_off"] += part.offsets.unfinished
+            self._hand_off(part)
             self._forget(part)
-        for item in self._lanes.drop_queued(wanted):
+        for item in self._lanes.drop_queued(parts):
             self._release(item)
-        self._spawn(self._lanes.cancel(wanted))
+        self._spawn(self._lanes.cancel(parts))
 
     def committed(self, positions: dict[TP, int]) -> None:
         for tp, pos in positions.items():
@@ -278,7 +294,9 @@ class Engine:
                     return
                 log.exception("routing %s raised; dead-lettering it", item.record.record_id)
                 result = RouteResult(error=exc, rule=getattr(exc, "rule", None))
-            part.route_failures = 0
+            if part.route_failures:
+                part.route_failures = 0
+                self._set_routing_held(part.tp, False)
             part.backlog.popleft()
             item.route = result
             self._dispatch(item, result)
@@ -286,6 +304,7 @@ class Engine:
     def _hold_routing(self, part: _Partition, exc: BaseException) -> None:
         part.blocked = True
         part.route_failures += 1
+        self._set_routing_held(part.tp, True)
         delay = self._route_backoff.delay(part.route_failures)
         log.warning(
             "cannot route %s yet (%s: %s); holding partition %s, retrying in %.1fs",
@@ -298,8 +317,17 @@ class Engine:
         part.retry_handle = asyncio.get_running_loop().call_later(delay, self._unblock, part)
 
     def _needs_registry(self, record: SourceRecord) -> bool:
-        needs = getattr(self._router, "needs_registry", None)
-        return bool(needs(record)) if needs is not None else False
+        return self._router.needs_registry(record)
+
+    def _set_routing_held(self, tp: TP, held: bool) -> None:
+        if held == (tp in self._routing_held):
+            return
+        if held:
+            self._routing_held.add(tp)
+        else:
+            self._routing_held.discard(tp)
+        self._routing_dirty = True
+        self._schedule_flush()
 
     async def _fetch_schema(self, part: _Partition, record: SourceRecord) -> None:
         try:
@@ -333,7 +361,7 @@ class Engine:
             key = item.record.key
         if key is None:
             key = item.inbound.offset  # keyless: a lane of its own
-        return (item.inbound.tp.topic, item.inbound.tp.partition, key)
+        return (item.part, key)
 
     # -- delivery (one lane task per key) ------------------------------------------------------------------
 
@@ -397,7 +425,16 @@ class Engine:
 
     # -- finishing ----------------------------------------------------------------------------------------
 
+    def _hand_off(self, part: _Partition) -> None:
+        self._counts["handed_off"] += part.offsets.unfinished
+        part.handed_off = True
+
     def _finish(self, item: _Item, outcome: str, *, rule: str | None) -> None:
+        if item.part.handed_off:
+            # Finished here after its partition went to another member (a lost partition's call that was
+            # already on the wire): counted as handed off, so not again.
+            self._release(item)
+            return
         self._counts[outcome] += 1
         if outcome != FILTERED:
             self._metrics.records_processed.labels(item.record.topic, rule or "none", outcome).inc()
@@ -411,13 +448,10 @@ class Engine:
             return
         item.released = True
         self._shares.remove(item.inbound.tp, item.inbound.size)
-        self._update_throttle()
-        if self._budget.remove(item.inbound.size):
-            log.info("buffer drained (%d records): resuming consumption", self._budget.records)
-            self._pause("backpressure", False)
-        self._metrics.buffered_records.set(self._budget.records)
+        self._budget.remove(item.inbound.size)
         if self._budget.records == 0:
             self._empty.set()
+        self._schedule_flush()
 
     def _drop_backlog(self, part: _Partition) -> None:
         part.offsets.revoked = True
@@ -432,7 +466,8 @@ class Engine:
         if self._parts.get(part.tp) is part:
             del self._parts[part.tp]
             self._shares.drop(part.tp)
-            self._update_throttle()
+            self._set_routing_held(part.tp, False)
+            self._schedule_flush()
 
     # -- commits ------------------------------------------------------------------------------------------
 
@@ -476,13 +511,13 @@ class Engine:
         after a restart — never lost. Returns True when everything in flight finished.
         """
         self._stopping = True
-        self._pause("shutdown", True)
-        tps = set(self._parts)
-        for part in self._parts.values():
+        self._send(Hold.everything(HoldReason.SHUTDOWN))
+        parts = list(self._parts.values())
+        for part in parts:
             self._drop_backlog(part)
-        for item in self._lanes.drop_queued(tps):
+        for item in self._lanes.drop_queued(parts):
             self._release(item)
-        drained = await self._lanes.wait_partitions_idle(tps, timeout_s)
+        drained = await self._lanes.wait_scopes_idle(parts, timeout_s)
         if not drained:
             running = len(self._lanes.running())
             log.warning(
@@ -512,10 +547,6 @@ class Engine:
 
     # -- reporting ----------------------------------------------------------------------------------------
 
-    def capacity(self) -> int:
-        """How many more records fit in the buffer (negative when over); safe to read from another thread."""
-        return self._s.max_buffered_records - self._budget.records
-
     def stats(self) -> dict[str, int]:
         """Record counts: consumed, delivered, skipped, stale, dead_lettered, filtered, pending.
 
@@ -529,33 +560,32 @@ class Engine:
         out["pending"] = out["consumed"] - finished - self._counts.get("handed_off", 0)
         return out
 
-    @property
-    def paused_reasons(self) -> set[str]:
-        return set(self._paused)
-
     # -- helpers ------------------------------------------------------------------------------------------
 
-    def _pause(self, reason: str, paused: bool) -> None:
-        if paused:
-            self._paused.add(reason)
-        else:
-            self._paused.discard(reason)
+    def _send(self, hold: Hold) -> None:
         if self._source is not None:
-            self._source.set_paused(reason, paused)
+            self._source.hold(hold)
 
-    def _update_throttle(self) -> None:
-        """Pause the partitions holding more than their share of a full buffer; resume the others."""
-        throttled = self._shares.throttled()
-        if throttled == self._throttled:
-            return
-        self._throttled = throttled
-        if self._source is not None:
-            self._source.throttle(throttled)
+    def _schedule_flush(self) -> None:
+        """Publish the buffer gauge and changed holds once per event-loop turn, however many records moved."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._metrics.buffered_records.set(self._budget.records)
+        throttled = self._shares.take_changes()
+        if throttled is not None:
+            self._send(Hold(HoldReason.OVER_SHARE, throttled))
+        if self._routing_dirty:
+            self._routing_dirty = False
+            self._send(Hold(HoldReason.ROUTING_HELD, frozenset(self._routing_held)))
 
     @property
     def throttled(self) -> frozenset[TP]:
-        """Partitions paused for holding more than their share of the buffer."""
-        return self._throttled
+        """Partitions held back for holding more than their share of the buffer."""
+        return self._shares.throttled()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -140,7 +140,7 @@ class DeliveryRuntime:
             metrics=self.metrics,
             health=self.health,
             transform=self._transform,
-            capacity=self.engine.capacity,
+            room=self.engine.buffer,
         )
         self.engine.bind(self.poller)
         self.auth.start()
@@ -165,6 +165,7 @@ class DeliveryRuntime:
             except Exception as exc:
                 log.error("the Kafka consumer did not close cleanly: %s", exc)
         await self.engine.close()
+        await self.deliverer.aclose()
         await self.auth.close()
         remaining = await self.dead_letters.close()
         if remaining:

@@ -6,11 +6,21 @@ every partition is paused for backpressure or an auth failure. Consumed messages
 event loop with ``loop.call_soon_threadsafe`` (FIFO, so an assignment always reaches the engine before its
 records, and records before the revocation of their partition).
 
-The engine controls the consumer through thread-safe commands (:meth:`Poller.set_paused`,
-:meth:`Poller.throttle`, :meth:`Poller.commit`, :meth:`Poller.stop`) that the thread applies between polls.
-``throttle`` pauses only the partitions holding more than their share of the engine's buffer, so the next
-fetches return records of the others (librdkafka stops fetching a paused partition) and a slow
-topic is not starved behind a busy one.
+This thread is the only owner of the consumer's state: assignment, what librdkafka has paused, positions.
+The engine never mirrors it; it only states what it wants with typed commands
+(:class:`~connector.source.flow.Hold` per reason — auth, shutdown, partitions over their buffer share,
+partitions whose routing waits for the registry — plus :meth:`Poller.commit` and :meth:`Poller.stop`), which
+the thread applies between polls: the partitions to pause are the union of the current holds.
+
+**The buffer bound is enforced here.** Before each poll the thread reads how much room the engine has left
+(records and bytes, minus what is handed over but not yet taken) and fetches at most that many; with no room
+it holds every partition back (``buffer_full``) until the engine has drained to ``resume_ratio`` of its
+bounds. ``consume()`` must still be called to serve rebalance callbacks and heartbeats, and librdkafka can
+return a message of a partition it was just told to pause (a pause issued right after an assignment may not
+take; messages already fetched for a resumed partition arrive late): such a message — of a held partition,
+or beyond the room left — is not handed over but *rewound* (``seek`` back to its offset, and the partition
+paused again), so it is fetched again later. Nothing is dropped, and the engine never holds more than its
+bounds.
 
 Rebalance (cooperative-sticky; the callbacks run on this thread, inside ``consume``):
 
@@ -44,6 +54,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
+from connector.source.flow import BufferRoom, Command, CommitOffsets, Hold, HoldReason, Holds, Stop
 from connector.source.kafka import Inbound, inbound
 from connector.source.offsets import TP, Commit, decode_done
 from connector.source.protocols import ConsumerFactory, KafkaConsumer, KafkaMessage
@@ -71,6 +82,8 @@ class PollSettings:
     revoke_margin_s: float = 10.0
     """Extra wait for the engine's answer beyond ``revoke_timeout_s`` before giving up (and not committing)."""
     metadata_timeout_s: float = 10.0
+    resume_ratio: float = 0.5
+    """After the buffer filled up, consume again once the engine holds at most this share of its bounds."""
 
 
 class Poller:
@@ -81,9 +94,8 @@ class Poller:
     :param topics: subscribe to these (group mode), or
     :param fixed_topic: assign all partitions of this topic and stop at its end offsets (replay mode).
     :param transform: message → :class:`Inbound` (runs on this thread).
-    :param capacity: how many more records the engine may hold (read from this thread). Each poll fetches at
-        most that many minus those handed over but not yet taken, so the engine's buffer bound holds even
-        before its pause command arrives.
+    :param room: the engine's buffer room (read from this thread). Each poll hands over at most that many
+        records and bytes minus those handed over but not yet taken (see the module docstring).
     """
 
     def __init__(
@@ -99,7 +111,7 @@ class Poller:
         metrics: Metrics,
         health: HealthState | None = None,
         transform: Callable[[KafkaMessage], Inbound] = inbound,
-        capacity: Callable[[], int] | None = None,
+        room: BufferRoom | None = None,
     ) -> None:
         if (topics is None) == (fixed_topic is None):
             raise ValueError("give exactly one of topics or fixed_topic")
@@ -113,19 +125,22 @@ class Poller:
         self._metrics = metrics
         self._health = health
         self._transform = transform
-        self._capacity = capacity
-        # Records handed to the loop (written by this thread) and taken by the engine (written by the loop).
-        self._handed = 0
-        self._landed = 0
-        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._room_source = room
+        # Records and bytes handed to the loop (written by this thread) and taken by the engine (written by
+        # the loop): the difference is in transit and counts against the room.
+        self._handed = self._handed_bytes = 0
+        self._landed = self._landed_bytes = 0
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
         # State below is only touched by the poll thread.
         self._consumer: KafkaConsumer | None = None
         self._assignment: set[TP] = set()
-        self._pause_reasons: set[str] = set()
+        self._holds = Holds()
         self._paused: set[TP] = set()
-        self._throttled: set[TP] = set()
+        """What librdkafka was told to pause (this thread's own record of its calls, not a mirror)."""
+        self.rewound = 0
+        """Messages not handed over and seeked back (held partition or no room): fetched again later."""
         self._stopping = False
         self._final_offsets: dict[TP, Commit] = {}
         self._last_sync_commit: dict[TP, Commit] = {}
@@ -140,23 +155,19 @@ class Poller:
     def start(self) -> None:
         self._thread.start()
 
-    def set_paused(self, reason: str, paused: bool) -> None:
-        """Pause (or stop pausing) every assigned partition for ``reason`` (backpressure, auth, shutdown…)."""
-        self._commands.put(("pause", (reason, paused)))
-
-    def throttle(self, tps: frozenset[TP]) -> None:
-        """Pause exactly these partitions (they hold more than their share of the engine's buffer) and resume
-        the others, unless a pause reason pauses every partition."""
-        self._commands.put(("throttle", frozenset(tps)))
+    def hold(self, hold: Hold) -> None:
+        """Hold back partitions for a reason (replaces that reason's previous hold); applied before the next
+        poll."""
+        self._commands.put(hold)
 
     def commit(self, offsets: dict[TP, Commit]) -> None:
         """Commit these positions asynchronously (results come back through ``link.committed``)."""
         if offsets:
-            self._commands.put(("commit", dict(offsets)))
+            self._commands.put(CommitOffsets(dict(offsets)))
 
     def stop(self, final_offsets: dict[TP, Commit] | None = None) -> None:
         """Commit ``final_offsets`` synchronously, close the consumer (revoking what it owns) and end."""
-        self._commands.put(("stop", dict(final_offsets or {})))
+        self._commands.put(Stop(dict(final_offsets or {})))
 
     async def wait(self) -> None:
         """Until the thread has ended; re-raises what killed it."""
@@ -196,12 +207,15 @@ class Poller:
                 self._apply_commands(consumer)
                 if self._stopping:
                     break
-                messages = consumer.consume(self._room(), self._s.timeout_s)
+                room = self._room(consumer)
+                # consume() also serves the callbacks, so it is called even with no room (every partition
+                # is paused then; anything that still arrives is rewound).
+                messages = consumer.consume(max(1, min(self._s.batch_size, room[0])), self._s.timeout_s)
                 self._metrics.last_poll_timestamp.set(time.time())
                 if self._health is not None:
                     self._health.mark_poll()
                 if messages:
-                    self._hand_over(messages)
+                    self._hand_over(consumer, messages, room)
                 if self._fixed_topic is not None:
                     self._check_exhausted(consumer)
             self._commit_sync(consumer, self._final_offsets, why="shutdown")
@@ -215,82 +229,145 @@ class Poller:
                 self._consumer = None
                 self._set_health(assignment_state="starting")
 
-    def _room(self) -> int:
-        """How many messages this poll may fetch (at least 1: consume() also serves the callbacks; the pause
-        the engine sends when full stops even that one)."""
-        if self._capacity is None:
-            return self._s.batch_size
-        room = self._capacity() - (self._handed - self._landed)
-        return max(1, min(self._s.batch_size, room))
+    def _room(self, consumer: KafkaConsumer) -> tuple[int, int]:
+        """(records, bytes) this poll may hand over; holds everything back while there is no room."""
+        source = self._room_source
+        if source is None:
+            return self._s.batch_size, 1 << 62
+        free_r, free_b = source.room()
+        room_r = free_r - (self._handed - self._landed)
+        room_b = free_b - (self._handed_bytes - self._landed_bytes)
+        full = self._holds.active(HoldReason.BUFFER_FULL)
+        if not full and (room_r <= 0 or room_b <= 0):
+            log.info(
+                "buffer full (%d of %d records, %d of %d bytes): pausing consumption",
+                source.max_records - room_r,
+                source.max_records,
+                source.max_bytes - room_b,
+                source.max_bytes,
+            )
+            self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL))
+        elif full and (
+            room_r >= source.max_records * (1 - self._s.resume_ratio)
+            and room_b >= source.max_bytes * (1 - self._s.resume_ratio)
+        ):
+            log.info("buffer drained (%d records held): resuming consumption", source.max_records - room_r)
+            self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL, on=False))
+        if self._holds.active(HoldReason.BUFFER_FULL):
+            return 0, 0
+        return room_r, room_b
 
-    def _landed_on_loop(self, batch: list[Inbound]) -> None:
+    def _landed_on_loop(self, batch: list[Inbound], size: int) -> None:
         try:
             self._link.accept(batch)
         finally:
             self._landed += len(batch)
+            self._landed_bytes += size
 
     def _apply_commands(self, consumer: KafkaConsumer) -> None:
         while True:
             try:
-                kind, arg = self._commands.get_nowait()
+                command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if kind == "pause":
-                reason, paused = arg
-                if paused:
-                    self._pause_reasons.add(reason)
-                else:
-                    self._pause_reasons.discard(reason)
-                self._apply_pause(consumer)
-            elif kind == "throttle":
-                self._throttled = set(arg)
-                self._apply_pause(consumer)
-            elif kind == "commit":
-                self._commit_async(consumer, arg)
-            elif kind == "stop":
-                self._final_offsets = arg
+            if isinstance(command, Hold):
+                self._set_hold(consumer, command)
+            elif isinstance(command, CommitOffsets):
+                self._commit_async(consumer, dict(command.offsets))
+            else:
+                self._final_offsets = dict(command.final)
                 self._stopping = True
                 return
 
+    def _set_hold(self, consumer: KafkaConsumer, hold: Hold) -> None:
+        everything = self._holds.everything()
+        if not self._holds.apply(hold):
+            return
+        if self._holds.everything() != everything:
+            now = self._holds.everything()
+            if now:
+                log.info("holding back every partition: %s", ", ".join(now))
+            else:
+                log.info("consuming again (was held back: %s)", ", ".join(everything))
+        self._apply_pause(consumer)
+
     def _apply_pause(self, consumer: KafkaConsumer) -> None:
-        """Pause every partition while a pause reason holds; otherwise only the throttled ones (over their
-        buffer share: the next fetch then returns records of the others)."""
-        want = set(self._assignment) if self._pause_reasons else self._throttled & self._assignment
+        """Pause exactly the assigned partitions some hold wants back; resume the others."""
+        want = self._holds.held(self._assignment)
         pause = want - self._paused
         if pause:
             consumer.pause(_tps(pause))
-            self._paused |= pause
-            if self._pause_reasons:
-                log.info("paused %d partition(s): %s", len(pause), ", ".join(sorted(self._pause_reasons)))
-            else:
-                log.debug("throttled %d partition(s) over their buffer share", len(pause))
         resume = (self._paused - want) & self._assignment
         if resume:
             consumer.resume(_tps(resume))
-            log.log(
-                logging.DEBUG if self._throttled else logging.INFO, "resumed %d partition(s)", len(resume)
-            )
-        self._paused = set(want)
+        if pause or resume:
+            log.debug("paused %d, resumed %d partition(s)", len(pause), len(resume))
+        self._paused = want
         self._metrics.paused_partitions.set(len(self._paused))
 
-    def _hand_over(self, messages: list[Any]) -> None:
+    def _hand_over(self, consumer: KafkaConsumer, messages: list[Any], room: tuple[int, int]) -> None:
+        room_r, room_b = room
         batch: list[Inbound] = []
+        size = 0
+        rewind: dict[TP, int] = {}  # partition -> first offset not handed over (later ones follow it)
         for msg in messages:
             err = msg.error()
             if err is not None:
                 self._on_message_error(err)
                 continue
+            tp = TP(msg.topic(), msg.partition())
+            offset = msg.offset()
+            if tp in rewind or tp in self._paused or len(batch) >= room_r:
+                rewind.setdefault(tp, offset)
+                continue
             if self._fixed_topic is not None:
-                tp = TP(msg.topic(), msg.partition())
                 start_end = self.plan.get(tp)
-                if start_end is None or msg.offset() >= start_end[1]:
+                if start_end is None or offset >= start_end[1]:
                     continue  # written after the replay started (e.g. by the replay itself): not ours
-                if msg.offset() + 1 >= start_end[1]:
-                    self._remaining.discard(tp)
-            batch.append(self._transform(msg))
+            item = self._transform(msg)
+            # The first record of a poll goes even if it alone is larger than the room: a record bigger than
+            # the whole byte bound must still get through (alone).
+            if size + item.size > room_b and batch:
+                rewind.setdefault(tp, offset)
+                continue
+            if self._fixed_topic is not None and offset + 1 >= self.plan[tp][1]:
+                self._remaining.discard(tp)
+            batch.append(item)
+            size += item.size
+        if rewind:
+            batch.extend(self._rewind(consumer, rewind, messages))
         if batch:
             self._handed += len(batch)
-            self._loop.call_soon_threadsafe(self._landed_on_loop, batch)
+            self._handed_bytes += size
+            self._loop.call_soon_threadsafe(self._landed_on_loop, batch, size)
+
+    def _rewind(self, consumer: KafkaConsumer, rewind: dict[TP, int], messages: list[Any]) -> list[Inbound]:
+        """Seek each partition back to its first message not handed over, so it is fetched again later; a
+        held partition is paused again. Returns the messages that could not be rewound (handed over after all:
+        over the bound, never lost)."""
+        kept: list[Inbound] = []
+        for tp, offset in rewind.items():
+            try:
+                consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:
+                log.warning(
+                    "could not rewind %s to %d (%s): handing its records over anyway", tp, offset, exc
+                )
+                kept.extend(
+                    self._transform(m)
+                    for m in messages
+                    if m.error() is None and TP(m.topic(), m.partition()) == tp and m.offset() >= offset
+                )
+                continue
+            self.rewound += sum(
+                1
+                for m in messages
+                if m.error() is None and TP(m.topic(), m.partition()) == tp and m.offset() >= offset
+            )
+            if tp in self._paused:
+                consumer.pause(_tps({tp}))  # librdkafka did not take the earlier pause: again
+        log.debug("rewound %d partition(s) (held back or no room)", len(rewind))
+        return kept
 
     def _on_message_error(self, err: Any) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -339,10 +416,7 @@ class Poller:
             )
         consumer.incremental_assign(partitions)
         self._assignment.update(tps)
-        if self._pause_reasons and tps:
-            consumer.pause(partitions)
-            self._paused.update(tps)
-            self._metrics.paused_partitions.set(len(self._paused))
+        self._apply_pause(consumer)  # held partitions (e.g. every one, while the key is refused) start paused
         self._set_health(
             broker_reachable=True, assignment_state="assigned" if self._assignment else "waiting"
         )
@@ -401,7 +475,6 @@ class Poller:
         for tp in tps:
             self._assignment.discard(tp)
             self._paused.discard(tp)
-            self._throttled.discard(tp)
             self._last_sync_commit.pop(tp, None)
             with contextlib.suppress(KeyError):
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
@@ -488,8 +561,7 @@ class Poller:
             if self._remaining:
                 return
         self._exhausted_sent = True
-        self._pause_reasons.add("end of replay")
-        self._apply_pause(consumer)
+        self._set_hold(consumer, Hold.everything(HoldReason.END_OF_REPLAY))
         self._loop.call_soon_threadsafe(self._link.exhausted)
 
     def _set_health(self, **fields: Any) -> None:

@@ -25,6 +25,7 @@ from connector.errors import ApiAuthError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.pipeline.engine import Engine
+from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit
 from connector.types import Call, RouteResult, SourceRecord
@@ -58,6 +59,9 @@ class FakeSender:
     in_flight: int = 0
     max_in_flight: int = 0
     closed: bool = False
+
+    def ready_in(self, endpoint: Any) -> float:
+        return 0.0  # no rate limiter
 
     async def send(self, call: Call) -> dict[str, Any]:
         self.in_flight += 1
@@ -130,6 +134,9 @@ class JsonRouter:
         self.routed: list[str] = []
         self.errors: dict[str, Exception] = {}
 
+    def needs_registry(self, record: SourceRecord) -> bool:
+        return False
+
     def route(self, record: SourceRecord) -> RouteResult:
         queued = self.raise_first.get(record.record_id)
         if queued:
@@ -189,26 +196,33 @@ class FakeProducer:
 
 
 class FakeSource:
-    """Records what the engine asks of the poll thread."""
+    """Records what the engine asks of the poll thread (the holds it states, the commits it asks for)."""
 
     def __init__(self) -> None:
-        self.paused: set[str] = set()
-        self.pause_log: list[tuple[str, bool]] = []
+        self.holds: dict[HoldReason, frozenset[TP] | None] = {}
+        self.hold_log: list[Hold] = []
         self.commits: list[dict[TP, int]] = []
         self.metadata: list[dict[TP, str]] = []
-        self.throttled: frozenset[TP] = frozenset()
-        self.throttle_log: list[frozenset[TP]] = []
 
-    def throttle(self, tps: frozenset[TP]) -> None:
-        self.throttle_log.append(frozenset(tps))
-        self.throttled = frozenset(tps)
-
-    def set_paused(self, reason: str, paused: bool) -> None:
-        self.pause_log.append((reason, paused))
-        if paused:
-            self.paused.add(reason)
+    def hold(self, hold: Hold) -> None:
+        self.hold_log.append(hold)
+        if hold.partitions is not None and not hold.partitions:
+            self.holds.pop(hold.reason, None)
         else:
-            self.paused.discard(reason)
+            self.holds[hold.reason] = hold.partitions
+
+    @property
+    def paused(self) -> set[str]:
+        """Reasons holding back every partition."""
+        return {str(r) for r, tps in self.holds.items() if tps is None}
+
+    @property
+    def throttled(self) -> frozenset[TP]:
+        return self.holds.get(HoldReason.OVER_SHARE) or frozenset()
+
+    @property
+    def throttle_log(self) -> list[frozenset[TP]]:
+        return [h.partitions or frozenset() for h in self.hold_log if h.reason is HoldReason.OVER_SHARE]
 
     def commit(self, offsets: dict[TP, Commit]) -> None:
         self.commits.append({tp: c.offset for tp, c in offsets.items()})
@@ -238,6 +252,7 @@ class Rig:
     async def close(self) -> None:
         await self.engine.drain(0.5)
         await self.engine.close()
+        await self.deliverer.aclose()
         await self.auth.close()
         await self.dead_letters.close(0.1)
 

@@ -13,50 +13,48 @@ from tests.unit.engine_fakes import FakeSender, delivery_settings, make_rig, rec
 T0 = TP("orders", 0)
 
 
-def test_budget_fills_on_records_and_drains_below_half() -> None:
+def test_budget_counts_records_and_bytes_and_reports_the_room_left() -> None:
     b = BufferBudget(max_records=4, max_bytes=10_000)
-    assert [b.add(10) for _ in range(4)] == [False, False, False, True]
-    assert b.full
-    assert not b.remove(10)  # 3 left: above the resume threshold (2)
-    assert b.remove(10)  # 2 left: resume
-    assert not b.full
+    for _ in range(4):
+        b.add(10)
+    assert b.room() == (0, 9_960)
+    b.remove(10)
+    assert b.room() == (1, 9_970)
+    assert (b.records, b.bytes) == (3, 30)
 
 
-def test_budget_fills_on_bytes() -> None:
-    b = BufferBudget(max_records=1000, max_bytes=1000)
-    assert not b.add(600)
-    assert b.add(600)
-    assert not b.remove(600)  # 600 bytes left: above half of max_bytes, still full
-    assert b.full
-    assert b.remove(600)
-    assert not b.full
+def test_budget_refuses_to_go_negative() -> None:
+    b = BufferBudget(max_records=4, max_bytes=10_000)
+    b.add(10)
+    b.remove(10)
+    with pytest.raises(ValueError, match="accounting"):
+        b.remove(10)
 
 
-def test_budget_rejects_a_silly_ratio() -> None:
-    with pytest.raises(ValueError, match="resume_ratio"):
-        BufferBudget(10, 10_000, resume_ratio=1.5)
+def test_budget_rejects_silly_bounds() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        BufferBudget(0, 10_000)
 
 
-async def test_engine_pauses_when_full_and_resumes_when_drained() -> None:
+async def test_engine_counts_what_it_holds_and_reports_it_once_per_loop_turn() -> None:
     sender = FakeSender(latency_s=0.01)
     rig = await make_rig(settings=delivery_settings(max_buffered_records=10, max_in_flight=2), sender=sender)
     rig.engine.assigned([T0])
-    rig.engine.accept(
-        [rec(i, key=f"k{i}".encode()) for i in range(12)]
-    )  # a poll batch can overshoot a little
-    assert "backpressure" in rig.source.paused
-    assert rig.metrics.buffered_records._value.get() == 12
+    rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)])
+    assert rig.engine.buffer.room()[0] == 0  # the poll thread hands over nothing more until it drains
+    await asyncio.sleep(0)  # the gauge is published once per event-loop turn
+    assert rig.metrics.registry.get_sample_value("attentive_connector_buffered_records") == 10
     await asyncio.wait_for(rig.engine.wait_idle(3), 4)
-    assert ("backpressure", False) in rig.source.pause_log
-    assert "backpressure" not in rig.source.paused
-    assert rig.engine.stats()["delivered"] == 12
-    assert rig.metrics.buffered_records._value.get() == 0
+    assert rig.engine.stats()["delivered"] == 10
+    assert rig.engine.buffer.room()[0] == 10
+    await asyncio.sleep(0)
+    assert rig.metrics.registry.get_sample_value("attentive_connector_buffered_records") == 0
     await rig.close()
 
 
 def test_fair_shares_throttle_only_partitions_over_their_share_once_the_pool_is_spent() -> None:
     a, b, c = TP("orders", 0), TP("loyalty", 0), TP("signups", 0)
-    s = FairShares(max_records=30, max_bytes=1_000_000)
+    s: FairShares[TP] = FairShares(max_records=30, max_bytes=1_000_000)
     for tp in (a, b, c):
         s.assign(tp)
     assert s.shares()[0] == 5  # half of the buffer is guaranteed: 15 / 3 partitions; the other 15 is a pool
@@ -81,7 +79,7 @@ def test_fair_shares_throttle_only_partitions_over_their_share_once_the_pool_is_
 
 def test_fair_shares_count_bytes_too() -> None:
     a, b = TP("orders", 0), TP("signups", 0)
-    s = FairShares(max_records=1000, max_bytes=1000)
+    s: FairShares[TP] = FairShares(max_records=1000, max_bytes=1000)
     s.assign(a)
     s.assign(b)
     s.add(a, 1000)  # share 250 bytes each, pool 500: a borrowed 750
@@ -102,7 +100,7 @@ async def test_a_busy_topic_cannot_starve_a_slow_one() -> None:
     for _ in range(60):
         # What the poll thread does: fetch at most the room left, from partitions not paused (orders first,
         # as librdkafka might when their queue is deepest).
-        room = min(20, rig.engine.capacity())
+        room = min(20, rig.engine.buffer.room()[0])
         batch = []
         for tp in (orders, loyalty, signups):
             if tp in rig.source.throttled or rig.source.paused:
@@ -113,7 +111,7 @@ async def test_a_busy_topic_cannot_starve_a_slow_one() -> None:
                 room -= 1
         if batch:
             rig.engine.accept(batch)
-        peak = max(peak, rig.metrics.buffered_records._value.get())
+        peak = max(peak, rig.engine.buffer.records)
         await asyncio.sleep(0.01)
     assert peak <= 60  # the total bound holds
     assert next_offset[signups] > 0

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
+from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit, encode_done
 from connector.source.poller import Poller, PollSettings
@@ -136,6 +137,9 @@ class FakeConsumer:
             )
         return out
 
+    def seek(self, partition: TopicPartition) -> None:
+        self.log.append(f"seek {partition.topic}/{partition.partition}@{partition.offset}")
+
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [
             TopicPartition(p.topic, p.partition, self.positions.get((p.topic, p.partition), -1001))
@@ -252,13 +256,14 @@ async def test_assignment_with_commit_metadata_then_records_then_pause_and_resum
         (T1, 0, (("h", b"1"),)),
     ]
     assert health.assignment_state == "assigned"
-    poller.set_paused("backpressure", True)
-    poller.set_paused("auth", True)
+    poller.hold(Hold.everything(HoldReason.SHUTDOWN))
+    poller.hold(Hold.everything(HoldReason.AUTH))
     await eventually(lambda: consumer.paused == {("orders", 0), ("orders", 1)})
-    poller.set_paused("backpressure", False)
-    await asyncio.sleep(0.05)
-    assert consumer.paused  # still paused for auth
-    poller.set_paused("auth", False)
+    poller.hold(Hold.everything(HoldReason.SHUTDOWN, on=False))
+    poller.commit({T0: Commit(6)})  # a marker: applied after the release above
+    await eventually(lambda: consumer.commits)
+    assert consumer.paused  # still held back for auth
+    poller.hold(Hold.everything(HoldReason.AUTH, on=False))
     await eventually(lambda: not consumer.paused)
     assert metrics.paused_partitions._value.get() == 0
     assert health.last_poll is not None
@@ -270,7 +275,7 @@ async def test_partitions_assigned_while_paused_are_paused_at_once() -> None:
     consumer = FakeConsumer([("assign", [P0])])
     link = FakeLink()
     poller, _, _ = make_poller(consumer, link)
-    poller.set_paused("auth", True)
+    poller.hold(Hold.everything(HoldReason.AUTH))
     poller.start()
     await eventually(lambda: consumer.assigned == {("orders", 0)})
     assert consumer.paused == {("orders", 0)}
@@ -342,19 +347,36 @@ async def test_async_commits_only_for_owned_partitions_and_stop_commits_synchron
     assert consumer.commits[1:] == [(False, [("orders", 0, 7, None)])]
 
 
+class FixedRoom:
+    """A BufferRoom whose answer the test sets."""
+
+    def __init__(self, records: int, max_records: int = 100) -> None:
+        self.records = records
+        self.max_records = max_records
+        self.max_bytes = 1 << 30
+
+    def room(self) -> tuple[int, int]:
+        return self.records, self.max_bytes
+
+
 async def test_each_poll_fetches_no_more_than_the_engine_can_take() -> None:
     msgs = [FakeMessage("orders", 0, i) for i in range(100)]
     consumer = FakeConsumer([("assign", [P0]), msgs])
     link = FakeLink()
-    room = {"n": 40}
-    poller, _, _ = make_poller(consumer, link, capacity=lambda: room["n"])
+    room = FixedRoom(40)
+    poller, _, _ = make_poller(consumer, link, room=room)
     poller.start()
     await eventually(lambda: link.batches)
     assert max(consumer.consume_sizes) <= 40
     assert len(link.batches[0]) == 40
-    room["n"] = 0
-    await asyncio.sleep(0.05)
-    assert consumer.consume_sizes[-1] == 1  # full: still polls (callbacks, heartbeats), fetches at most one
+    room.records = 0
+    # Full: every partition is held back, and polling goes on (callbacks, heartbeats) one message at a time.
+    await eventually(lambda: consumer.paused == {("orders", 0)})
+    n = len(consumer.consume_sizes)
+    await eventually(lambda: len(consumer.consume_sizes) > n + 2)
+    assert set(consumer.consume_sizes[n:]) == {1}
+    room.records = 60  # drained to the resume level
+    await eventually(lambda: not consumer.paused)
     poller.stop()
     await poller.wait()
 
@@ -460,16 +482,18 @@ async def test_throttle_pauses_only_the_partitions_over_their_share() -> None:
     poller, metrics, _ = make_poller(consumer, link)
     poller.start()
     await eventually(lambda: consumer.assigned == {("orders", 0), ("orders", 1)})
-    poller.throttle(frozenset({T0}))
+    poller.hold(Hold(HoldReason.OVER_SHARE, frozenset({T0})))
     await eventually(lambda: consumer.paused == {("orders", 0)})  # orders/1 keeps being fetched
-    assert metrics.paused_partitions._value.get() == 1
-    poller.set_paused("auth", True)  # a pause reason pauses everything…
+    assert metrics.registry.get_sample_value("attentive_connector_paused_partitions") == 1
+    poller.hold(Hold.everything(HoldReason.AUTH))  # a hold of everything pauses everything…
     await eventually(lambda: consumer.paused == {("orders", 0), ("orders", 1)})
-    poller.set_paused("auth", False)  # …and lifting it leaves only the throttled one paused
+    poller.hold(Hold.everything(HoldReason.AUTH, on=False))  # …and lifting it leaves only the throttled one
     await eventually(lambda: consumer.paused == {("orders", 0)})
-    poller.throttle(frozenset({T1}))
+    poller.hold(Hold(HoldReason.ROUTING_HELD, frozenset({T1})))  # holds of two reasons add up
+    await eventually(lambda: consumer.paused == {("orders", 0), ("orders", 1)})
+    poller.hold(Hold(HoldReason.OVER_SHARE, frozenset()))
     await eventually(lambda: consumer.paused == {("orders", 1)})
-    poller.throttle(frozenset())
+    poller.hold(Hold(HoldReason.ROUTING_HELD, frozenset()))
     await eventually(lambda: not consumer.paused)
     poller.stop()
     await poller.wait()

@@ -26,7 +26,7 @@ async def test_same_key_runs_in_order_one_at_a_time_and_keys_run_in_parallel() -
     lanes: Lanes[tuple[str, int]] = Lanes(worker)
     for n in range(5):
         for key in ("a", "b", "c"):
-            lanes.submit(("t", 0, key), (key, n))
+            lanes.submit((TP("t", 0), key), (key, n))
     assert len(lanes) == 15
     assert await lanes.wait_idle(5)
     for key in ("a", "b", "c"):
@@ -45,9 +45,9 @@ async def test_a_slow_key_does_not_hold_other_keys() -> None:
         done.append(item)
 
     lanes: Lanes[str] = Lanes(worker)
-    lanes.submit(("t", 0, b"k1"), "slow")
-    lanes.submit(("t", 0, b"k1"), "after-slow")
-    lanes.submit(("t", 0, b"k2"), "fast")
+    lanes.submit((TP("t", 0), b"k1"), "slow")
+    lanes.submit((TP("t", 0), b"k1"), "after-slow")
+    lanes.submit((TP("t", 0), b"k2"), "fast")
     await asyncio.sleep(0.02)
     assert done == ["fast"]
     gate.set()
@@ -65,7 +65,7 @@ async def test_worker_exception_is_logged_and_the_lane_moves_on(caplog) -> None:
 
     lanes: Lanes[int] = Lanes(worker)
     for i in range(3):
-        lanes.submit(("t", 0, "k"), i)
+        lanes.submit((TP("t", 0), "k"), i)
     assert await lanes.wait_idle(1)
     assert done == [0, 2]
     assert "lane worker failed" in caplog.text
@@ -83,17 +83,17 @@ async def test_drop_queued_keeps_running_items_and_other_partitions() -> None:
         done.append(item)
 
     lanes: Lanes[str] = Lanes(worker)
-    lanes.submit(("t", 0, "k"), "p0-first")
-    lanes.submit(("t", 0, "k"), "p0-second")
-    lanes.submit(("t", 0, 7), "p0-keyless-not-started")
-    lanes.submit(("t", 1, "k"), "p1")
+    lanes.submit((TP("t", 0), "k"), "p0-first")
+    lanes.submit((TP("t", 0), "k"), "p0-second")
+    lanes.submit((TP("t", 0), 7), "p0-keyless-not-started")
+    lanes.submit((TP("t", 1), "k"), "p1")
     await started.wait()
     dropped = lanes.drop_queued({TP("t", 0)})
     # The keyless lane's item had not started either (its task had not run yet) — both are dropped.
     assert set(dropped) >= {"p0-second"}
     assert lanes.running(TP("t", 0)) == ["p0-first"]
     release.set()
-    assert await lanes.wait_partitions_idle({TP("t", 0)}, 1)
+    assert await lanes.wait_scopes_idle({TP("t", 0)}, 1)
     await lanes.wait_idle(1)
     assert "p0-first" in done and "p1" in done
     assert "p0-second" not in done
@@ -110,10 +110,10 @@ async def test_cancel_stops_running_items_of_a_partition() -> None:
             raise
 
     lanes: Lanes[str] = Lanes(worker)
-    lanes.submit(("t", 0, "a"), "x")
-    lanes.submit(("t", 1, "a"), "y")
+    lanes.submit((TP("t", 0), "a"), "x")
+    lanes.submit((TP("t", 1), "a"), "y")
     await asyncio.sleep(0.01)
-    assert not await lanes.wait_partitions_idle({TP("t", 0)}, 0.05)
+    assert not await lanes.wait_scopes_idle({TP("t", 0)}, 0.05)
     assert await lanes.cancel({TP("t", 0)}) == 1
     assert cancelled == ["x"]
     assert lanes.lane_count == 1
