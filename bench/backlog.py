@@ -36,6 +36,7 @@ class PoolRecord:
     key: bytes | None
     value: bytes
     endpoints: Signature  # the calls routing makes of it, in order (empty: skipped / stale / error)
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # before encoding
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Pool:
 
     records: dict[str, list[PoolRecord]]
     requests: list[Request] = field(default_factory=list)
+    encoders: dict[str, Any] = field(default_factory=dict)  # topic -> connector.avro.encoder.Encoder
 
     def all(self) -> list[PoolRecord]:
         return [r for recs in self.records.values() for r in recs]
@@ -80,8 +82,9 @@ def build_pool(config: ConnectorConfig, topics: Sequence[str], size_per_topic: i
     now = datetime.now(UTC)
     records: dict[str, list[PoolRecord]] = {}
     requests: list[Request] = []
+    encoders: dict[str, Any] = {}
     for t_index, topic in enumerate(topics):
-        encoder = Encoder.for_topic(config, topic, check=False)
+        encoder = encoders[topic] = Encoder.for_topic(config, topic, check=False)
         out: list[PoolRecord] = []
         for i, rec in enumerate(generate(topic, size_per_topic, seed=seed + t_index)):
             if "occurred_at" in rec:
@@ -91,10 +94,10 @@ def build_pool(config: ConnectorConfig, topics: Sequence[str], size_per_topic: i
             routed = router.route(
                 SourceRecord(topic, 0, i, key, value, timestamp_ms=int(now.timestamp() * 1000))
             )
-            out.append(PoolRecord(topic, key, value, tuple(c.endpoint for c in routed.calls)))
+            out.append(PoolRecord(topic, key, value, tuple(c.endpoint for c in routed.calls), rec))
             requests.extend(Request(c.endpoint.path, dumps(c.body), c.record_id) for c in routed.calls)
         records[topic] = out
-    return Pool(records, requests)
+    return Pool(records, requests, encoders)
 
 
 def _key_of(rec: Mapping[str, Any]) -> bytes | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import backlog as bl
-from bench import ceilings, report, shaped
+from bench import ceilings, keys, report, shaped
 from bench.connector_proc import ConnectorProcess
 from bench.e2e import drain
 from bench.naive import naive_loop
@@ -224,25 +224,34 @@ class Run:
             self.log(f"[bench]   backlog NOT drained: {result.finished:,} of {n:,} within the cap")
 
     def attentive_shaped(self) -> None:
+        """Saturation and added latency, once per key distribution (see :mod:`bench.keys`)."""
         self.stack.stop_sandbox(*FAST_SANDBOX_FLAGS)  # its CPU is no longer needed
         sb = self.stack.sandbox(*SHAPED_SANDBOX_FLAGS)
+        for distribution, suffix in ((keys.SAMPLES, ""), (keys.REALISTIC, "_realistic")):
+            self._shaped_run(sb, distribution, suffix)
+
+    def _shaped_run(self, sb: Any, distribution: str, suffix: str) -> None:
         limits = {e: self.cfg.attentive.rate_limit(e) for e in Endpoint}
         busy_s, lat_s = self.sizes.shaped_busy_s, self.sizes.latency_s
         # 1. saturation: every endpoint has about limit × busy_s requests to make.
-        busy = bl.shaped_mix(self.pool, {e: r * busy_s for e, r in limits.items()})
+        busy = keys.rekey(
+            self.pool, bl.shaped_mix(self.pool, {e: r * busy_s for e, r in limits.items()}), distribution
+        )
         start = bl.end_offsets(self.stack.bootstrap, TOPICS)
         bl.produce(self.stack.bootstrap, busy)
         sb.clear()
         planned = {str(e): n for e, n in bl.endpoint_calls(busy).items()}
-        cp = self._exit.enter_context(self.connector("shaped", sb.url, start))
+        cp = self._exit.enter_context(self.connector(f"shaped{suffix}", sb.url, start))
         sb_cpu0 = cpu_seconds(sb.proc.pid)
         # A connector at the limits drains it in about busy_s; a slower one is measured over 1.5 × busy_s.
         first, end = cp.wait_processed(len(busy), window_cap_s=busy_s * 1.5, timeout_s=120, log=self.log)
         sb_cpu = cpu_seconds(sb.proc.pid) - sb_cpu0
         journal = sb.journal()
         window = end.t - first.t if first is not None else busy_s
-        self.results["attentive_shaped"] = shaped.saturation(journal, limits, window_s=window)
-        self._save_journal("shaped-saturation", journal)
+        run: dict[str, Any] = dict(shaped.saturation(journal, limits, window_s=window))
+        run["key_distribution"] = keys.DESCRIPTIONS[distribution]
+        self.results[f"attentive_shaped{suffix}"] = run
+        self._save_journal(f"shaped{suffix}-saturation", journal)
         drained = end.processed >= len(busy)
         if not drained:
             # Skip the rest of the saturation backlog: the latency phase needs an idle connector.
@@ -251,21 +260,26 @@ class Run:
             )
             self._exit.close()
             start = bl.end_offsets(self.stack.bootstrap, TOPICS)
-            cp = self._exit.enter_context(self.connector("shaped-latency", sb.url, start))
+            cp = self._exit.enter_context(self.connector(f"shaped{suffix}-latency", sb.url, start))
             cp.wait_ready(timeout_s=60)
             above = 0
         else:
             above = end.processed
         sb.clear()
         # 2. added latency: records at half of every limit, produced at a steady pace.
-        steady = bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5)
+        steady = keys.rekey(
+            self.pool,
+            bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5),
+            distribution,
+            seed=8,
+        )
         produced = bl.produce_paced(self.stack.bootstrap, steady, duration_s=lat_s)
         _, end2 = cp.wait_processed(
             above + len(steady), above=above, window_cap_s=lat_s, timeout_s=60, log=self.log
         )
         journal = sb.journal()
         self._exit.close()
-        self._save_journal("shaped-latency", journal)
+        self._save_journal(f"shaped{suffix}-latency", journal)
         by_record = shaped.added_latencies_ms(journal, produced.timestamps)
         # Records not delivered when the window closed are the slowest of all: they count with their age at
         # that moment, so a connector that falls behind cannot look fast by leaving them out.
@@ -273,9 +287,11 @@ class Run:
         unfinished = {rid: now_ms - ts for rid, ts in produced.timestamps.items() if rid not in by_record}
         lat = list(by_record.values()) + list(unfinished.values())
         p50, p99 = shaped.percentile(lat, 0.50), shaped.percentile(lat, 0.99)
-        self.results["p50_added_latency_ms"] = None if p50 is None else round(p50, 1)
-        self.results["p99_added_latency_ms"] = None if p99 is None else round(p99, 1)
-        self.details["attentive_shaped"] = {
+        self.results[f"p50_added_latency_ms{suffix}"] = None if p50 is None else round(p50, 1)
+        self.results[f"p99_added_latency_ms{suffix}"] = None if p99 is None else round(p99, 1)
+        self.details[f"attentive_shaped{suffix}"] = {
+            "key_distribution": keys.DESCRIPTIONS[distribution],
+            "saturation_keys": keys.spread(busy),
             "sandbox_flags": list(SHAPED_SANDBOX_FLAGS),
             "saturation_records": len(busy),
             "saturation_drained": drained,

@@ -36,11 +36,15 @@ class BufferBudget:
         self.max_bytes = max_bytes
         self.records = 0
         self.bytes = 0
+        self.peak = 0
+        """The most records held at once (for tests and the benchmark)."""
 
     def add(self, size: int) -> None:
         """Count one more held record of ``size`` bytes."""
         self.records += 1
         self.bytes += size
+        if self.records > self.peak:
+            self.peak = self.records
 
     def remove(self, size: int) -> None:
         """A held record finished or was dropped."""

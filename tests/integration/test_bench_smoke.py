@@ -68,17 +68,20 @@ def test_quick_bench_runs_and_writes_every_key(tmp_path: Path, kafka_bootstrap: 
         value = results[key]
         assert isinstance(value, int | float) and value > 0, f"{key} = {value!r}"
     assert set(results["machine"]) >= {"cores", "memory_gb", "python", "cpu_model"}
-    shaped = results["attentive_shaped"]
-    assert set(shaped) == set(ENDPOINTS)
-    for endpoint, figs in shaped.items():
-        assert set(figs) >= {"limit", "achieved_per_s", "share_429"}, endpoint
-        # Rates, not speeds: an endpoint the connector starved is rated 0, never left blank.
-        assert figs["limit"] > 0 and figs["achieved_per_s"] >= 0, (endpoint, figs)
-        assert figs["share_429"] is None or 0 <= figs["share_429"] <= 1, (endpoint, figs)
+    for run in ("attentive_shaped", "attentive_shaped_realistic"):
+        shaped = dict(results[run])
+        assert shaped.pop("key_distribution").split(":")[0] in ("samples", "realistic")
+        assert set(shaped) == set(ENDPOINTS)
+        for endpoint, figs in shaped.items():
+            assert set(figs) >= {"limit", "achieved_per_s", "share_429"}, endpoint
+            # Rates, not speeds: an endpoint the connector starved is rated 0, never left blank.
+            assert figs["limit"] > 0 and figs["achieved_per_s"] >= 0, (endpoint, figs)
+            assert figs["share_429"] is None or 0 <= figs["share_429"] <= 1, (endpoint, figs)
     for name in (
         "e2e_vs_bare_http",
         "e2e_vs_naive",
         "p99_added_latency_ms",
+        "p99_added_latency_ms_realistic",
         "peak_rss_mb",
         "backlog_peak_rss_mb",
     ):

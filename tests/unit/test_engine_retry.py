@@ -262,3 +262,26 @@ async def test_limiter_waits_keep_the_per_endpoint_cap() -> None:
     assert sender.limiter_waits == []
     assert len(sender.delivered) == 12
     await rig.close()
+
+
+async def test_waiting_calls_cost_one_look_at_the_limiter_each_not_one_per_turn() -> None:
+    """One pump per endpoint: 200 calls queued behind a paced endpoint are let go in FIFO order, and the
+    limiter is asked about once per call (a herd of callers each polling it would ask ~200 times per turn)."""
+    from connector.attentive.endpoints import Endpoint
+    from connector.types import Call
+
+    looks = {"n": 0}
+
+    class CountingSender(PacedSender):
+        def ready_in(self, endpoint: object) -> float:
+            looks["n"] += 1
+            return super().ready_in(endpoint)
+
+    sender = CountingSender(intervals={"custom_event": 0.001})
+    rig = await make_rig(settings=delivery_settings(max_in_flight=64), sender=sender)
+    calls = [rig.deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, f"c{i}", "r")) for i in range(200)]
+    await asyncio.wait_for(asyncio.gather(*calls), 10)
+    assert sender.delivered == [f"c{i}" for i in range(200)]  # FIFO
+    assert sender.limiter_waits == []
+    assert looks["n"] <= 3 * 200
+    await rig.close()

@@ -1,0 +1,225 @@
+"""The engine alone against Attentive-shaped limits: no Kafka broker, no subprocess, the real everything else.
+
+``python -m bench.engine_probe [--seconds S] [--keys samples|realistic]`` builds the benchmark's pool, makes
+the Attentive-shaped saturation mix, and runs the connector's own :class:`DeliveryRuntime` (poll thread,
+engine, lanes, deliverer, real :class:`AttentiveClient` and rate limiter) in this process against a sandbox
+with Attentive's limits and 100 ± 50 ms answers. The consumer is an in-memory stand-in serving the mix from
+per-partition logs (pause, resume, seek honoured), so what is measured is the engine's scheduling: when the
+client alone (``bench.limiter_probe``) reaches the limits and this does not, the engine is the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import secrets
+import threading
+import time
+import zlib
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bench import backlog as bl
+from bench import keys, shaped
+from bench.stack import SHAPED_SANDBOX_FLAGS, TOPICS
+from connector.attentive.endpoints import Endpoint
+from connector.config import ConnectorConfig, load_config
+from connector.devkafka.sandbox_process import SandboxProcess
+from connector.observability.metrics import Metrics
+
+PARTITIONS = 3
+
+
+class _Message:
+    __slots__ = ("_key", "_offset", "_part", "_topic", "_ts", "_value")
+
+    def __init__(self, topic: str, part: int, offset: int, key: bytes | None, value: bytes) -> None:
+        self._topic, self._part, self._offset, self._key, self._value = topic, part, offset, key, value
+        self._ts = int(time.time() * 1000)
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._part
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._ts)
+
+
+class MemoryConsumer:
+    """Serves records from per-partition logs, honouring pause/resume/seek; assigns everything at once."""
+
+    def __init__(self, records: list[bl.PoolRecord]) -> None:
+        self.logs: dict[tuple[str, int], list[_Message]] = collections.defaultdict(list)
+        for r in records:
+            part = zlib.crc32(r.key or b"") % PARTITIONS
+            log = self.logs[(r.topic, part)]
+            log.append(_Message(r.topic, part, len(log), r.key, r.value))
+        self.pos = dict.fromkeys(self.logs, 0)
+        self.paused: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+
+    def subscribe(self, topics: list[str], **cb: Any) -> None:
+        from confluent_kafka import TopicPartition
+
+        cb["on_assign"](self, [TopicPartition(t, p) for t, p in self.logs])
+
+    def incremental_assign(self, partitions: list[Any]) -> None:
+        pass
+
+    def committed(self, partitions: list[Any], timeout: float = -1) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(p.topic, p.partition, -1001) for p in partitions]
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        out: list[Any] = []
+        with self.lock:
+            for tp, log in self.logs.items():
+                if tp in self.paused:
+                    continue
+                take = log[self.pos[tp] : self.pos[tp] + max(1, num_messages // len(self.logs))]
+                self.pos[tp] += len(take)
+                out.extend(take)
+                if len(out) >= num_messages:
+                    break
+        if not out:
+            time.sleep(min(timeout, 0.01))
+        return out[:num_messages] if len(out) <= num_messages else self._give_back(out, num_messages)
+
+    def _give_back(self, out: list[Any], n: int) -> list[Any]:
+        for m in out[n:]:
+            tp = (m.topic(), m.partition())
+            self.pos[tp] = min(self.pos[tp], m.offset())
+        return out[:n]
+
+    def pause(self, partitions: list[Any]) -> None:
+        self.paused |= {(p.topic, p.partition) for p in partitions}
+
+    def resume(self, partitions: list[Any]) -> None:
+        self.paused -= {(p.topic, p.partition) for p in partitions}
+
+    def seek(self, partition: Any) -> None:
+        with self.lock:
+            self.pos[(partition.topic, partition.partition)] = partition.offset
+
+    def commit(self, *a: Any, **kw: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NullProducer:
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
+        kw["on_delivery"](None, None)
+
+    def poll(self, timeout: float = -1) -> int:
+        return 0
+
+    def flush(self, timeout: float = -1) -> int:
+        return 0
+
+
+async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: float) -> dict[str, Any]:
+    from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router
+
+    metrics = Metrics(CollectorRegistry())
+    consumer = MemoryConsumer(records)
+    runtime = DeliveryRuntime(
+        config,
+        router=build_router(config),
+        client=build_client(config, metrics),
+        metrics=metrics,
+        health=None,
+        consumer_factory=lambda conf: consumer,
+        producer_factory=lambda conf: NullProducer(),
+        topics=list(TOPICS),
+    )
+    await runtime.start()
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    while time.monotonic() - t0 < seconds:
+        await asyncio.sleep(0.5)
+        if runtime.engine.stats()["consumed"] >= len(records) and runtime.engine.stats()["pending"] == 0:
+            break
+    cpu = time.process_time() - cpu0
+    stats = runtime.engine.stats()
+    await runtime.shutdown(5)
+    return {
+        "stats": stats,
+        "cpu_s": round(cpu, 2),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "peak_buffered": runtime.engine.buffer.peak,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="cap on the drain (default: %(default)s)")
+    ap.add_argument("--busy-s", type=float, default=20.0, help="limit × this many calls per endpoint")
+    ap.add_argument("--keys", choices=(keys.SAMPLES, keys.REALISTIC), default=keys.SAMPLES)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="delivery.KEY override")
+    args = ap.parse_args()
+    api_key = "probe-" + secrets.token_hex(8)
+    sb = SandboxProcess(*SHAPED_SANDBOX_FLAGS, api_key=api_key)
+    try:
+        import yaml
+
+        from bench.stack import SHIPPED_CONFIG
+
+        raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+        base = SHIPPED_CONFIG.parent
+        for topic in raw["topics"].values():
+            topic["schema"] = str((base / topic["schema"]).resolve())
+            topic["encoding"] = "raw"
+        raw["rules"] = str((base / raw["rules"]).resolve())
+        raw["attentive"]["base_url"] = sb.url
+        raw["attentive"]["api_key"] = api_key
+        raw["logging"] = {"format": "json", "level": "WARNING"}
+        for item in args.set:
+            k, v = item.split("=", 1)
+            raw["delivery"][k] = yaml.safe_load(v)
+        path = SHIPPED_CONFIG.parent.parent / ".cache" / "engine-probe.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        config = load_config(path, env={})
+        pool = bl.build_pool(config, TOPICS, 2000)
+        limits = {e: config.attentive.rate_limit(e) for e in Endpoint}
+        mix = keys.rekey(
+            pool, bl.shaped_mix(pool, {e: r * args.busy_s for e, r in limits.items()}), args.keys
+        )
+        sb.clear()
+        out = asyncio.run(_run(config, mix, args.seconds))
+        sat = shaped.saturation(sb.journal(), limits, window_s=out["wall_s"])
+        out["endpoints"] = {
+            e: f"{v['achieved_per_s']}/{v['limit']:g} ({v['share_429']})" for e, v in sat.items()
+        }
+        out["keys"] = keys.spread(mix)
+        print(json.dumps(out, indent=1))
+    finally:
+        sb.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
