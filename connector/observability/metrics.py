@@ -88,6 +88,13 @@ class Metrics:
         self.paused_partitions = Gauge(
             f"{p}_paused_partitions", "Partitions paused for backpressure or auth failure.", registry=r
         )
+        self.commit_metadata_stored = Gauge(
+            f"{p}_commit_metadata_stored",
+            "0 when a read-back showed the broker drops offset commit metadata (records finished above the "
+            "committed position are then redelivered after a restart or rebalance), else 1.",
+            registry=r,
+        )
+        self.commit_metadata_stored.set(1)
         self.last_poll_timestamp = Gauge(
             f"{p}_last_poll_timestamp_seconds", "Unix time of the last Kafka poll.", registry=r
         )

@@ -16,9 +16,10 @@ with ``call_soon_threadsafe``/``run_coroutine_threadsafe`` and receives commands
    :class:`~connector.delivery.deliverer.CallDeliverer` (retries, circuit, auth gate, in-flight bound).
 4. Delivered → finished; undeliverable (routing error, permanent API error, retry budget spent) → the
    dead-letter write is acknowledged → finished.
-5. Every ``commit_interval_s`` (and soon after a subscribe call is delivered, to keep the window in which
-   a crash would resend it small) the positions below which everything is finished are committed
-   asynchronously; revocation and shutdown commit synchronously through the poll thread. Each commit's
+5. Soon after a partition's watermark moves (at most every 50 ms), and every ``commit_interval_s`` for the
+   finished-above offsets, the positions below which everything is finished are committed
+   asynchronously — keeping small the window in which a crash resends delivered records (a repeated
+   subscribe texts the person); revocation and shutdown commit synchronously through the poll thread. Each commit's
    metadata also lists the offsets already finished above the position (see
    :func:`connector.source.offsets.encode_done`), and a new owner — this process after a restart, or another
    member after a rebalance — skips those: records finished out of order behind a slow one are not sent
@@ -439,7 +440,13 @@ class Engine:
         if outcome != FILTERED:
             self._metrics.records_processed.labels(item.record.topic, rule or "none", outcome).inc()
         # A revoked partition's tracker is no longer committed from: finishing there changes nothing.
-        item.part.offsets.finish(item.inbound.offset)
+        offsets = item.part.offsets
+        head = offsets.committable
+        offsets.finish(item.inbound.offset)
+        if offsets.committable != head:
+            # The watermark moved: commit it soon (at most every 50 ms), not only every commit_interval_s,
+            # so a crash or a broker that keeps no commit metadata redelivers as little as possible.
+            self._commit_wakeup.set()
         self._release(item)
 
     def _release(self, item: _Item) -> None:

@@ -143,6 +143,12 @@ class Poller:
         """Messages not handed over and seeked back (held partition or no room): fetched again later."""
         self._stopping = False
         self._final_offsets: dict[TP, Commit] = {}
+        # Commit metadata read back once, to find brokers that drop it (see _check_metadata_kept).
+        self._metadata_sent: tuple[TP, Commit] | None = None
+        self._metadata_probe: tuple[TP, Commit] | None = None
+        self._metadata_checked = False
+        self.metadata_kept: bool | None = None
+        """Whether the broker keeps commit metadata (None until a commit with metadata was read back)."""
         self._last_sync_commit: dict[TP, Commit] = {}
         # Replay mode.
         self.plan: dict[TP, tuple[int, int]] = {}
@@ -216,6 +222,8 @@ class Poller:
                     self._health.mark_poll()
                 if messages:
                     self._hand_over(consumer, messages, room)
+                if self._metadata_probe is not None:
+                    self._check_metadata_kept(consumer)
                 if self._fixed_topic is not None:
                     self._check_exhausted(consumer)
             self._commit_sync(consumer, self._final_offsets, why="shutdown")
@@ -376,10 +384,42 @@ class Poller:
             raise KafkaException(err)
         log.warning("Kafka consumer error: %s", err)
 
+    def _check_metadata_kept(self, consumer: KafkaConsumer) -> None:
+        """Read one committed position with metadata back: a broker that keeps no commit metadata (some
+        Kafka-compatible ones) makes restarts resend every record finished above the position. Said once."""
+        assert self._metadata_probe is not None
+        tp, sent = self._metadata_probe
+        self._metadata_probe = None
+        try:
+            [back] = consumer.committed(
+                [TopicPartition(tp.topic, tp.partition)], timeout=self._s.metadata_timeout_s
+            )
+        except (KafkaException, ValueError) as exc:
+            log.debug("could not read commit metadata back (%s); will try again", exc)
+            self._metadata_checked = False
+            return
+        if back.offset != sent.offset:
+            self._metadata_checked = False  # moved on meanwhile (another commit): check a later one
+            return
+        kept = bool(back.metadata) and back.metadata == sent.metadata
+        self.metadata_kept = kept
+        self._metrics.commit_metadata_stored.set(1 if kept else 0)
+        if not kept:
+            log.warning(
+                "the broker does not keep offset commit metadata: records finished above a partition's "
+                "committed position are delivered again after a restart or rebalance (the watermark is "
+                "committed as soon as it moves to keep that window small)"
+            )
+
     def _commit_async(self, consumer: KafkaConsumer, offsets: dict[TP, Commit]) -> None:
         owned = {tp: c for tp, c in offsets.items() if tp in self._assignment}
         if not owned:
             return
+        if not self._metadata_checked and self._metadata_sent is None:
+            probe = next(((tp, c) for tp, c in owned.items() if c.metadata), None)
+            if probe is not None:
+                self._metadata_sent = probe
+                self._metadata_checked = True
         try:
             consumer.commit(offsets=_commit_list(owned), asynchronous=True)
         except KafkaException as exc:
@@ -488,6 +528,13 @@ class Poller:
                 log.warning("offset commit failed: %s", err)
             return
         ok = {TP(p.topic, p.partition): p.offset for p in partitions if p.error is None and p.offset >= 0}
+        sent = self._metadata_sent
+        if sent is not None and sent[0] in ok:
+            self._metadata_sent = None
+            if ok[sent[0]] == sent[1].offset:
+                self._metadata_probe = sent  # confirmed: read it back after this poll
+            else:
+                self._metadata_checked = False  # another commit's answer: check a later one
         failed = [p for p in partitions if p.error is not None]
         self._metrics.commits.labels("ok").inc()
         if failed:

@@ -497,3 +497,47 @@ async def test_throttle_pauses_only_the_partitions_over_their_share() -> None:
     await eventually(lambda: not consumer.paused)
     poller.stop()
     await poller.wait()
+
+
+class CallbackConsumer(FakeConsumer):
+    """Serves on_commit callbacks inside the next consume(), as librdkafka does; committed() answers with
+    what the broker kept (``keeps_metadata`` False: like a Kafka-compatible broker that drops it)."""
+
+    def __init__(self, steps: list[Any], *, keeps_metadata: bool) -> None:
+        super().__init__(steps)
+        self.keeps_metadata = keeps_metadata
+        self.pending_cb: list[list[TopicPartition]] = []
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        super().commit(offsets=offsets, asynchronous=asynchronous)
+        for p in offsets:
+            self.committed_meta[(p.topic, p.partition)] = (p.offset, p.metadata if self.keeps_metadata else "")
+        if asynchronous:
+            self.pending_cb.append([TopicPartition(p.topic, p.partition, p.offset) for p in offsets])
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        while self.pending_cb:
+            self.conf["on_commit"](None, self.pending_cb.pop(0))
+        return super().consume(num_messages, timeout)
+
+
+@pytest.mark.parametrize("keeps", [True, False])
+async def test_a_broker_that_drops_commit_metadata_is_detected_once(
+    keeps: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = CallbackConsumer([("assign", [P0])], keeps_metadata=keeps)
+    link = FakeLink()
+    poller, metrics, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: consumer.assigned)
+    poller.commit({T0: Commit(5, encode_done(5, [7]))})
+    gauge = "attentive_connector_commit_metadata_stored"
+    await eventually(lambda: poller.metadata_kept is not None)
+    assert poller.metadata_kept is keeps
+    assert metrics.registry.get_sample_value(gauge) == (1 if keeps else 0)
+    poller.commit({T0: Commit(6, encode_done(6, [8]))})
+    await eventually(lambda: len(consumer.commits) == 2)
+    warnings = [r for r in caplog.records if "does not keep offset commit metadata" in r.getMessage()]
+    assert len(warnings) == (0 if keeps else 1)
+    poller.stop()
+    await poller.wait()
