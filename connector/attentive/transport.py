@@ -9,7 +9,8 @@ else (no per-request URL parsing, header merging, auth or redirect layers)::
     raw.status, raw.headers.get("x-ratelimit-remaining"), raw.body
 
 * :class:`AiohttpTransport` — the production one: one ``aiohttp.ClientSession`` (no cookie jar: the API sets
-  none), the URL of each path built once, the pool sized to the engine's ``max_in_flight``.
+  none; certifi's CAs, as httpx), the URL of each path built once, the pool sized to the engine's
+  ``max_in_flight``.
 * :class:`HttpxTransport` — any ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` in tests, httpx's own
   transport for comparison) behind the same protocol: httpx stays the project's test seam and HTTP API.
 * :class:`MockTransport` — a handler function in, no sockets; the seam's own tests use it.
@@ -26,6 +27,7 @@ and record. Headers carry the API key: no transport logs them or puts them in a 
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -107,8 +109,12 @@ class AiohttpTransport:
         return url
 
     def _open(self) -> aiohttp.ClientSession:
+        # The same trust store as httpx (certifi), so the image needs no system CA bundle.
+        ssl: ssl_module.SSLContext | bool = (
+            httpx.create_ssl_context() if self._base.startswith("https:") else False
+        )
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=ssl),
             timeout=self._timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
