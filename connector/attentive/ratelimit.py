@@ -86,11 +86,12 @@ class EndpointLimiter:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.configured_rate = rate
+        self._configured_rate = rate
+        self._server_limit: int | None = None
+        self._update_rate()
         self.headroom = headroom
         self._clock = clock
         self._sleep = sleep
-        self.server_limit: int | None = None
         self.remaining: int | None = None
         self._tat = -math.inf  # theoretical arrival time of the next request (GCRA)
         self._not_before = -math.inf  # hold: nothing before this time
@@ -109,11 +110,39 @@ class EndpointLimiter:
         self._lag = 0.0  # how late the last request went after its slot (capped): what may be caught up
 
     @property
+    def configured_rate(self) -> float:
+        return self._configured_rate
+
+    @configured_rate.setter
+    def configured_rate(self, rate: float) -> None:
+        self._configured_rate = rate
+        self._update_rate()
+
+    @property
+    def server_limit(self) -> int | None:
+        """The last ``x-ratelimit-limit`` the server reported (``None`` before any)."""
+        return self._server_limit
+
+    @server_limit.setter
+    def server_limit(self, limit: int | None) -> None:
+        if limit != self._server_limit:
+            self._server_limit = limit
+            self._update_rate()
+
+    def _update_rate(self) -> None:
+        # Everything derived from the rate, computed when it changes rather than on every request.
+        rate = self._configured_rate
+        if self._server_limit:
+            rate = min(rate, float(self._server_limit))
+        self._rate = rate
+        self._cap = max(1, math.floor(rate + 1e-9))
+        margin = _PACING_MARGIN_S if rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
+        self._base_interval = (WINDOW_S + margin) / rate
+
+    @property
     def rate(self) -> float:
         """Requests per second this client paces to: configured, capped by the server's reported limit."""
-        if self.server_limit:
-            return min(self.configured_rate, float(self.server_limit))
-        return self.configured_rate
+        return self._rate
 
     @property
     def shared(self) -> bool:
@@ -122,18 +151,17 @@ class EndpointLimiter:
 
     def _cap_count(self) -> int:
         """Requests allowed in any ``1 s + _CAP_MARGIN_S`` of our own sends."""
-        return max(1, math.floor(self.rate + 1e-9))
+        return self._cap
 
     def _interval(self, now: float) -> float:
-        margin = _PACING_MARGIN_S if self.rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
-        base = (WINDOW_S + margin) / self.rate
+        base = self._base_interval
         if now < self._slow_until and now < self._shared_until:
             return max(base, self._slow_interval)
         return base
 
     def _earliest(self, now: float, times: collections.deque[float]) -> float:
         """Earliest time the sliding-window cap allows another request, given earlier ``times``."""
-        n = self._cap_count()
+        n = self._cap
         if len(times) < n:
             return -math.inf
         return times[-n] + WINDOW_S + _CAP_MARGIN_S
