@@ -363,7 +363,8 @@ class AttentiveClient:
             return ApiResponse(route.label, status, body, record_id, duration)
         text = raw.body.decode("utf-8", "replace")
         error = classify(route.label, status, raw.headers, text, record_id=record_id)
-        assert error is not None  # every non-success status is classified as an error
+        if error is None:  # not reached: classify() calls exactly the statuses above a success
+            return ApiResponse(route.label, status, None, record_id, duration)
         if isinstance(error, RateLimitedError) and endpoint is not None and error.retry_after is not None:
             self.limiter.hold(endpoint, error.retry_after)
         raise error
