@@ -1,17 +1,26 @@
-"""The two ceilings the connector is compared with, measured in the same run.
+"""The ceilings the connector is compared with, measured in the same run.
 
 * consume + decode: a confluent-kafka consumer and the project's Avro decoders, nothing else — what the Kafka
   side of one Python process can do.
-* bare HTTP: the HTTP client the connector uses, posting prebuilt bodies to the sandbox (no validation, no
-  rate limit, no latency) with 64 requests in flight — what the HTTP side can do.
+* bare HTTP: the HTTP transport the connector's hot path uses, posting prebuilt bodies to the sandbox (no
+  validation, no rate limit, no latency) with 64 requests in flight — what the HTTP side can do; and raw
+  aiohttp under the same load (the floor under any Python client). Each client runs in a process of its own
+  (:func:`http_client`), so its CPU per request is read from its own ``/proc/<pid>/stat``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, TopicPartition
@@ -87,35 +96,140 @@ def consume_decode(
     return Rate(done, last - first)
 
 
-def make_transport(concurrency: int = 64) -> httpx.AsyncBaseTransport:
-    """The transport the connector's client uses when none is injected (same pool size as in flight)."""
-    from connector.attentive.client import default_transport
+# --- HTTP clients, each in a process of its own ---------------------------------------------------------
 
-    return default_transport(concurrency)
+CLIENTS = ("seam", "aiohttp", "httpx", "httpx-aiohttp")
+"""``seam``: the transport the connector's hot path uses (``AiohttpTransport.post`` with the client's prebuilt
+per-endpoint headers plus ``X-Record-Id``); ``aiohttp``: raw ``aiohttp.ClientSession.post`` (the floor);
+``httpx``: ``httpx.AsyncClient`` with its own transport; ``httpx-aiohttp``: ``httpx.AsyncClient`` over
+``httpx-aiohttp`` (the hot path before issue 11)."""
 
 
-async def _post_all(
+@dataclass
+class ClientRun:
+    """One client's run: requests answered, the window, and that process's own CPU seconds in it."""
+
+    client: str
+    count: int
+    seconds: float
+    cpu_s: float
+    statuses: dict[int, int]
+
+    @property
+    def per_s(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s / self.count * 1000 if self.count else 0.0
+
+
+def http_client(
+    client: str,
     url: str,
     api_key: str,
     requests: Sequence[Request],
     *,
     duration_s: float,
-    concurrency: int,
-    transport: httpx.AsyncBaseTransport | None,
-) -> tuple[Rate, dict[int, int]]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-    statuses: dict[int, int] = {}
-    done = 0
-    next_i = 0
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=30, transport=transport
-    ) as client:
-        # Warm the connection pool so connection set-up is not in the window.
-        await asyncio.gather(
-            *(client.post(requests[0].path, content=requests[0].body) for _ in range(concurrency))
+    concurrency: int = 64,
+    timeout_s: float = 120.0,
+) -> ClientRun:
+    """Run ``client`` (one of :data:`CLIENTS`) in a subprocess posting ``requests`` round-robin for
+    ``duration_s`` with ``concurrency`` in flight; its CPU comes from its own ``/proc/<pid>/stat``."""
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r} (expected one of {', '.join(CLIENTS)})")
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        spec = Path(tmp) / "requests.json"
+        spec.write_text(
+            json.dumps([[r.path, r.body.decode("ascii"), r.record_id] for r in requests]), encoding="utf-8"
         )
-        start = time.monotonic()
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.ceilings",
+            client,
+            url,
+            str(spec),
+            str(duration_s),
+            str(concurrency),
+        ]
+        done = subprocess.run(
+            cmd,
+            env={**os.environ, "BENCH_API_KEY": api_key},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"{client} client failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return ClientRun(
+        client, out["count"], out["seconds"], out["cpu_s"], {int(k): v for k, v in out["statuses"].items()}
+    )
+
+
+async def _client_main(
+    client: str, url: str, api_key: str, requests: list[Request], duration_s: float, concurrency: int
+) -> dict[str, Any]:
+    """The subprocess's side of :func:`http_client`: warm the pool, then post for ``duration_s``."""
+    from bench.procstats import cpu_seconds
+
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": "attentive-connector-bench",
+    }
+    statuses: dict[int, int] = {}
+    post: Callable[[Request], Awaitable[int]]
+    close: Callable[[], Awaitable[None]]
+    if client == "seam":
+        from connector.attentive.transport import AiohttpTransport
+
+        seam = AiohttpTransport(url, max_connections=concurrency, timeout_s=30)
+
+        async def post(req: Request) -> int:
+            h = headers.copy()
+            h["X-Record-Id"] = req.record_id
+            return (await seam.post(req.path, req.body, h)).status
+
+        close = seam.aclose
+    elif client == "aiohttp":
+        import aiohttp
+
+        session = aiohttp.ClientSession(
+            url, headers=headers, connector=aiohttp.TCPConnector(limit=concurrency)
+        )
+
+        async def post(req: Request) -> int:
+            async with session.post(req.path, data=req.body, headers={"X-Record-Id": req.record_id}) as r:
+                await r.read()
+                return r.status
+
+        close = session.close
+    else:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        transport: httpx.AsyncBaseTransport
+        if client == "httpx-aiohttp":
+            from httpx_aiohttp import AiohttpTransport as HttpxAiohttp
+
+            transport = HttpxAiohttp(limits=limits)
+        else:
+            transport = httpx.AsyncHTTPTransport(limits=limits)
+        http = httpx.AsyncClient(base_url=url, headers=headers, timeout=30, transport=transport)
+
+        async def post(req: Request) -> int:
+            r = await http.post(req.path, content=req.body, headers={"X-Record-Id": req.record_id})
+            return r.status_code
+
+        close = http.aclose
+    try:
+        await asyncio.gather(*(post(requests[0]) for _ in range(concurrency)))  # warm the pool
+        done = 0
+        next_i = 0
+        pid = os.getpid()
+        cpu0, start = cpu_seconds(pid), time.monotonic()
         stop_at = start + duration_s
 
         async def worker() -> None:
@@ -123,77 +237,29 @@ async def _post_all(
             while time.monotonic() < stop_at:
                 req = requests[next_i % len(requests)]
                 next_i += 1
-                r = await client.post(req.path, content=req.body, headers={"X-Record-Id": req.record_id})
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                status = await post(req)
+                statuses[status] = statuses.get(status, 0) + 1
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - start
-    return Rate(done, elapsed), statuses
+        elapsed, cpu = time.monotonic() - start, cpu_seconds(pid) - cpu0
+    finally:
+        await close()
+    return {"count": done, "seconds": elapsed, "cpu_s": cpu, "statuses": statuses}
 
 
-def bare_http(
-    url: str,
-    api_key: str,
-    requests: Sequence[Request],
-    *,
-    duration_s: float,
-    concurrency: int = 64,
-    transport: str = "connector",
-) -> tuple[Rate, dict[int, int]]:
-    """Requests per second posting prebuilt bodies with ``concurrency`` in flight for ``duration_s``.
-
-    ``transport``: ``connector`` (what the connector's client uses) or ``httpx`` (httpx's own transport, for
-    the comparison in README).
-    """
-
-    async def main() -> tuple[Rate, dict[int, int]]:
-        # Made inside the loop: aiohttp-based transports bind to the running event loop.
-        if transport == "connector":
-            chosen = make_transport(concurrency)
-        elif transport == "httpx":
-            from connector.attentive.client import httpx_transport
-
-            chosen = httpx_transport(concurrency)
-        else:
-            raise ValueError(f"unknown transport {transport!r}")
-        return await _post_all(
-            url, api_key, requests, duration_s=duration_s, concurrency=concurrency, transport=chosen
-        )
-
-    return asyncio.run(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.ceilings CLIENT URL REQUESTS_JSON DURATION_S CONCURRENCY`` (the key in
+    ``BENCH_API_KEY``): one :func:`http_client` run; prints its JSON line."""
+    client, url, spec, duration, concurrency = (argv if argv is not None else sys.argv[1:])[:5]
+    rows = json.loads(Path(spec).read_text(encoding="utf-8"))
+    requests = [Request(path, body.encode("ascii"), rid) for path, body, rid in rows]
+    out = asyncio.run(
+        _client_main(client, url, os.environ["BENCH_API_KEY"], requests, float(duration), int(concurrency))
+    )
+    print(json.dumps(out))
+    return 0
 
 
-def bare_aiohttp(
-    url: str, api_key: str, requests: Sequence[Request], *, duration_s: float, concurrency: int = 64
-) -> Rate:
-    """The same load with aiohttp itself (reference only: the connector keeps httpx's API)."""
-    import aiohttp
-
-    async def main() -> Rate:
-        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        done = 0
-        next_i = 0
-        async with aiohttp.ClientSession(url, headers=headers, connector=connector) as session:
-
-            async def one(req: Request) -> None:
-                async with session.post(req.path, data=req.body, headers={"X-Record-Id": req.record_id}) as r:
-                    await r.read()
-
-            await asyncio.gather(*(one(requests[0]) for _ in range(concurrency)))
-            start = time.monotonic()
-            stop_at = start + duration_s
-
-            async def worker() -> None:
-                nonlocal done, next_i
-                while time.monotonic() < stop_at:
-                    req = requests[next_i % len(requests)]
-                    next_i += 1
-                    await one(req)
-                    done += 1
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return Rate(done, time.monotonic() - start)
-
-    return asyncio.run(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

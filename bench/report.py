@@ -10,8 +10,12 @@ from typing import Any
 REQUIRED_KEYS = (
     "consume_decode_records_per_s",
     "bare_http_requests_per_s",
+    "raw_aiohttp_requests_per_s",
+    "bare_cpu_ms_per_request",
     "e2e_records_per_s",
+    "e2e_requests_per_s",
     "cpu_s_per_1000",
+    "cpu_ms_per_request",
     "peak_rss_mb",
     "naive_records_per_s",
     "attentive_shaped",
@@ -37,7 +41,12 @@ SHAPED_RUNS = {"attentive_shaped": "samples", "attentive_shaped_realistic": "rea
 MAX_SHARE_429 = 0.005
 MAX_P99_ADDED_MS = 50.0
 MIN_E2E_VS_BARE = 0.60
-MIN_E2E_VS_NAIVE = 10.0
+MIN_E2E_VS_NAIVE = 15.0
+# Issue 11, the hot path: CPU per Attentive request, and the ratios to the clients measured in the same run.
+MAX_CPU_MS_PER_REQUEST = 0.2
+MAX_CPU_VS_BARE = 2.0
+MIN_E2E_REQUESTS_VS_BARE = 0.8
+MIN_BARE_VS_RAW_AIOHTTP = 0.7
 FULL_BUDGET_S = 600.0  # make bench
 QUICK_BUDGET_S = 60.0  # make bench ARGS=--quick
 
@@ -68,12 +77,36 @@ def add_derived(results: dict[str, Any]) -> dict[str, Any]:
         results.get("e2e_requests_per_s"), results.get("bare_http_requests_per_s")
     )
     results["e2e_vs_naive"] = _ratio(results.get("e2e_records_per_s"), results.get("naive_records_per_s"))
+    results["cpu_vs_bare_cpu"] = _ratio(
+        results.get("cpu_ms_per_request"), results.get("bare_cpu_ms_per_request")
+    )
+    results["bare_http_vs_raw_aiohttp"] = _ratio(
+        results.get("bare_http_requests_per_s"), results.get("raw_aiohttp_requests_per_s")
+    )
     targets: dict[str, Any] = {
         "e2e_vs_bare_http": _target(
             results["e2e_vs_bare_http"], ">=", MIN_E2E_VS_BARE, "e2e records/s ÷ bare HTTP requests/s"
         ),
         "e2e_vs_naive": _target(
             results["e2e_vs_naive"], ">=", MIN_E2E_VS_NAIVE, "e2e records/s ÷ naive records/s"
+        ),
+        "cpu_ms_per_request": _target(
+            results.get("cpu_ms_per_request"), "<=", MAX_CPU_MS_PER_REQUEST, "connector CPU ms per request"
+        ),
+        "cpu_vs_bare_cpu": _target(
+            results["cpu_vs_bare_cpu"], "<=", MAX_CPU_VS_BARE, "connector CPU ÷ bare client CPU, per request"
+        ),
+        "e2e_requests_vs_bare_http": _target(
+            results["e2e_requests_vs_bare_http"],
+            ">=",
+            MIN_E2E_REQUESTS_VS_BARE,
+            "e2e requests/s ÷ bare HTTP requests/s",
+        ),
+        "bare_http_vs_raw_aiohttp": _target(
+            results["bare_http_vs_raw_aiohttp"],
+            ">=",
+            MIN_BARE_VS_RAW_AIOHTTP,
+            "bare HTTP ÷ raw aiohttp, req/s",
         ),
         "p99_added_latency_ms": _target(
             results.get("p99_added_latency_ms"), "<=", MAX_P99_ADDED_MS, "p99 added latency at half the limit"
@@ -142,10 +175,36 @@ def table(results: dict[str, Any]) -> str:
     t = results.get("targets", {})
     rows: list[tuple[str, str, str]] = [
         ("consume + decode (ceiling)", _fmt(results.get("consume_decode_records_per_s"), " rec/s"), ""),
+        (
+            "raw aiohttp, 64 in flight (ceiling)",
+            _fmt(results.get("raw_aiohttp_requests_per_s"), " req/s"),
+            "",
+        ),
         ("bare HTTP, 64 in flight (ceiling)", _fmt(results.get("bare_http_requests_per_s"), " req/s"), ""),
+        (
+            "  ÷ raw aiohttp",
+            _fmt(results.get("bare_http_vs_raw_aiohttp")),
+            _flag(t.get("bare_http_vs_raw_aiohttp")),
+        ),
+        ("  CPU per request", _fmt(results.get("bare_cpu_ms_per_request"), " ms"), ""),
         ("end to end", _fmt(results.get("e2e_records_per_s"), " rec/s"), ""),
         ("  ÷ bare HTTP", _fmt(results.get("e2e_vs_bare_http")), _flag(t.get("e2e_vs_bare_http"))),
-        ("  requests/s ÷ bare HTTP", _fmt(results.get("e2e_requests_vs_bare_http")), ""),
+        ("  requests", _fmt(results.get("e2e_requests_per_s"), " req/s"), ""),
+        (
+            "  requests/s ÷ bare HTTP",
+            _fmt(results.get("e2e_requests_vs_bare_http")),
+            _flag(t.get("e2e_requests_vs_bare_http")),
+        ),
+        (
+            "  CPU per request",
+            _fmt(results.get("cpu_ms_per_request"), " ms"),
+            _flag(t.get("cpu_ms_per_request")),
+        ),
+        (
+            "  CPU ÷ bare client CPU",
+            _fmt(results.get("cpu_vs_bare_cpu"), "×"),
+            _flag(t.get("cpu_vs_bare_cpu")),
+        ),
         ("  CPU per 1,000 records", _fmt(results.get("cpu_s_per_1000"), " s"), ""),
         ("  peak RSS", _fmt(results.get("peak_rss_mb"), " MB"), _flag(t.get("peak_rss_mb"))),
         ("naive consume→POST→commit", _fmt(results.get("naive_records_per_s"), " rec/s"), ""),
@@ -231,9 +290,18 @@ def markdown(results: dict[str, Any]) -> str:
         "| figure | value | target |",
         "|---|---|---|",
         row("consume + decode (ceiling)", "consume_decode_records_per_s", " rec/s"),
-        row("bare HTTP client, 64 in flight (ceiling)", "bare_http_requests_per_s", " req/s"),
+        row("raw aiohttp, 64 in flight (ceiling)", "raw_aiohttp_requests_per_s", " req/s"),
+        row(
+            "bare HTTP client (the hot path's transport), 64 in flight", "bare_http_requests_per_s", " req/s"
+        ),
+        row("bare HTTP ÷ raw aiohttp", "bare_http_vs_raw_aiohttp"),
+        row("bare HTTP client CPU per request", "bare_cpu_ms_per_request", " ms"),
         row("end to end", "e2e_records_per_s", " rec/s"),
         row("end to end ÷ bare HTTP", "e2e_vs_bare_http"),
+        row("end to end, requests", "e2e_requests_per_s", " req/s"),
+        row("end to end requests ÷ bare HTTP", "e2e_requests_vs_bare_http"),
+        row("connector CPU per request", "cpu_ms_per_request", " ms"),
+        row("connector CPU ÷ bare client CPU", "cpu_vs_bare_cpu", "×"),
         row("CPU per 1,000 records", "cpu_s_per_1000", " s"),
         row("peak RSS, end to end", "peak_rss_mb", " MB"),
         row("naive consume → POST → commit", "naive_records_per_s", " rec/s"),

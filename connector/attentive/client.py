@@ -7,9 +7,13 @@ failures → :class:`NetworkError`), :class:`ApiPermanentError` (400/404/413/422
 :class:`ApiAuthError` (401/403). Subscribe's ``202 PREVIOUSLY_CREATED`` and a ``409`` on subscribe are
 successes (the subscription exists).
 
-Requests carry ``Authorization: Bearer <key>`` (added per request by an :class:`httpx.Auth`, so the key is not
-in the client's default headers), ``Content-Type: application/json``, ``X-Record-Id`` and a ``User-Agent``.
-Bodies are serialised with :func:`connector.attentive.jsonio.dumps`, which keeps decimal prices exact.
+Requests carry ``Authorization: Bearer <key>``, ``Content-Type: application/json``, ``X-Record-Id`` and a
+``User-Agent``; the static ones are built once per endpoint together with the path, the limiter and the metric
+children, so a request costs one header-dict copy. They go through the project's own HTTP seam,
+:mod:`connector.attentive.transport` (aiohttp in production, ``httpx.MockTransport`` or a mock in tests).
+Bodies are serialised with :func:`connector.attentive.jsonio.dumps`, which keeps decimal prices exact; only
+subscribe/unsubscribe answers are parsed (the engine reads their statuses), others are not decoded at all.
+The rate-limit headers are read once per answer and feed both the limiter and the gauge.
 
 The key is a ``SecretStr`` from the settings and appears in no repr, message, log line or metric.
 """
@@ -20,21 +24,25 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
 import httpx
-from pydantic import SecretStr
 
 from connector import __version__
 from connector.attentive.endpoints import ME_PATH, Endpoint
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.models import MeInfo
 from connector.attentive.ratelimit import RateLimiter, Sleep
+from connector.attentive.transport import (
+    AiohttpTransport,
+    AttentiveTransport,
+    HttpxTransport,
+    TransportFailure,
+)
 from connector.config import AttentiveSettings
 from connector.errors import (
     ApiAuthError,
@@ -81,36 +89,17 @@ class ApiResponse:
         return statuses <= ALREADY_DONE
 
 
-class _BearerAuth(httpx.Auth):
-    """Adds the Authorization header to each request; its repr never shows the key."""
+def default_transport(base_url: str, max_connections: int, timeout_s: float) -> AttentiveTransport:
+    """The transport used when none is injected: :class:`AiohttpTransport` (see ``transport.py`` for why).
 
-    def __init__(self, key: SecretStr) -> None:
-        self._key = key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(key=**********)"
-
-
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """The transport used when none is injected: aiohttp under httpx's API.
-
-    httpx's own async transport (httpcore) spends much more CPU per request under concurrency (httpx issue
-    #3215); measured against the sandbox with 64 concurrent requests it is clearly slower (see README /
-    ``bench/transport.py``). The pool allows ``max_connections`` connections (≥ the engine's max_in_flight).
+    The pool allows ``max_connections`` connections (≥ the engine's max_in_flight).
     """
-    from httpx_aiohttp import AiohttpTransport
-
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
-    return transport
+    return AiohttpTransport(base_url, max_connections=max_connections, timeout_s=timeout_s)
 
 
 def httpx_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """httpx's own transport (httpcore), with the same pool size; kept for comparison and as a fallback."""
+    """httpx's own transport (httpcore), with the same pool size; kept for comparison (wrap it in
+    :class:`HttpxTransport` or pass it as ``transport=``)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.AsyncHTTPTransport(limits=limits)
 
@@ -199,14 +188,73 @@ def classify(
     )
 
 
+class _Route:
+    """What one endpoint's requests share, built once: path, headers, limiter and metric children.
+
+    ``headers`` holds the Authorization header: the repr shows neither it nor any other header.
+    """
+
+    __slots__ = (
+        "duration",
+        "endpoint",
+        "headers",
+        "label",
+        "metrics",
+        "parse_body",
+        "path",
+        "remaining",
+        "requests",
+    )
+
+    def __init__(
+        self,
+        endpoint: Endpoint | None,
+        path: str,
+        label: str,
+        headers: dict[str, str],
+        metrics: Metrics,
+    ) -> None:
+        self.endpoint = endpoint
+        self.path = path
+        self.label = label
+        self.headers = headers
+        self.metrics = metrics
+        # The engine reads a response body only for subscribe/unsubscribe (ApiResponse.already_done); /v1/me
+        # is parsed by me(). Every other 2xx body is not even decoded.
+        self.parse_body = endpoint is None or endpoint in _PARSED
+        self.requests: dict[int | None, Any] = {}  # status -> api_requests child
+        self.duration = metrics.api_request_duration.labels(label)
+        self.remaining = metrics.rate_limit_remaining.labels(label)
+
+    def count(self, status: int | None) -> None:
+        child = self.requests.get(status)
+        if child is None:
+            child = self.requests[status] = self.metrics.api_requests.labels(self.label, status_class(status))
+        child.inc()
+
+    def __repr__(self) -> str:
+        return f"_Route({self.label!r}, {self.path!r})"
+
+
+_PARSED = frozenset({Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE})
+
+
 class AttentiveClient:
-    """Async client for the Attentive endpoints the connector uses (see module docstring)."""
+    """Async client for the Attentive endpoints the connector uses (see module docstring).
+
+    >>> client = AttentiveClient(settings.attentive, metrics=metrics)      # doctest: +SKIP
+    >>> if client.ready_in(call.endpoint) <= 0:                            # doctest: +SKIP
+    ...     response = await client.send(call)  # takes the limiter turn without sleeping, ONE attempt
+
+    ``transport`` is an :class:`~connector.attentive.transport.AttentiveTransport` or any
+    ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` in tests); default: aiohttp.
+    """
 
     def __init__(
         self,
         settings: AttentiveSettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: AttentiveTransport | httpx.AsyncBaseTransport | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -219,18 +267,19 @@ class AttentiveClient:
         self._clock = clock
         self.limiter = limiter if limiter is not None else RateLimiter(settings, clock=clock, sleep=sleep)
         self._timeout = settings.timeout_s
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport if transport is not None else default_transport(max_connections),
-            auth=_BearerAuth(settings.resolved_api_key()),
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT,
-            },
-            timeout=httpx.Timeout(settings.timeout_s),
-            follow_redirects=False,
-        )
+        if transport is None:
+            transport = default_transport(self.base_url, max_connections, settings.timeout_s)
+        elif isinstance(transport, httpx.AsyncBaseTransport):
+            transport = HttpxTransport(self.base_url, transport, timeout_s=settings.timeout_s)
+        self._transport: AttentiveTransport = transport
+        static = {
+            "Authorization": f"Bearer {settings.resolved_api_key().get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self._routes = {e: _Route(e, e.path, str(e), static, self._metrics) for e in Endpoint}
+        self._me = _Route(None, ME_PATH, ME, static, self._metrics)
 
     def __repr__(self) -> str:
         return f"AttentiveClient(base_url={self.base_url!r})"
@@ -244,7 +293,7 @@ class AttentiveClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     def ready_in(self, endpoint: Endpoint) -> float:
         """Seconds until ``endpoint``'s rate limiter would let a request go (0 when it would now).
@@ -259,92 +308,82 @@ class AttentiveClient:
 
         Returns the success; raises the classified :class:`~connector.errors.ApiError` otherwise (or
         :class:`~connector.errors.RoutingError` for a body that cannot be serialised, before any request).
+        No await comes before the limiter's turn: when ``ready_in`` was <= 0 just before, it is taken at once.
         """
-        endpoint = call.endpoint
+        route = self._routes[call.endpoint]
         try:
             content = dumps(call.body)
         except (TypeError, ValueError) as exc:  # a body not built by build_body(); the record's fault
-            raise RoutingError(f"{endpoint}: the request body is not JSON: {exc}", rule=call.rule) from None
-        await self.limiter.acquire(endpoint)
-        return await self._request(
-            "POST",
-            endpoint.path,
-            endpoint=endpoint,
-            label=str(endpoint),
-            record_id=call.record_id,
-            content=content,
-        )
+            raise RoutingError(
+                f"{call.endpoint}: the request body is not JSON: {exc}", rule=call.rule
+            ) from None
+        if not self.limiter.try_acquire(call.endpoint):  # the turn seen free by ready_in() is taken at once
+            await self.limiter.acquire(call.endpoint)
+        return await self._request(route, call.record_id, content)
 
     async def me(self) -> MeInfo:
         """``GET /v1/me``: whom the key belongs to. Raises :class:`ApiAuthError` when the key is refused."""
-        resp = await self._request("GET", ME_PATH, endpoint=None, label=ME, record_id="", content=None)
+        resp = await self._request(self._me, "", None)
         body = resp.body if isinstance(resp.body, dict) else {}
         return MeInfo.model_validate(body)
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        endpoint: Endpoint | None,
-        label: str,
-        record_id: str,
-        content: bytes | None,
-    ) -> ApiResponse:
-        headers = {"X-Record-Id": record_id} if record_id else {}
+    async def _request(self, route: _Route, record_id: str, content: bytes | None) -> ApiResponse:
+        headers = route.headers.copy()
+        if record_id:
+            headers["X-Record-Id"] = record_id
         m = self._metrics
         started = self._clock()
         m.in_flight_requests.inc()
         try:
-            async with self._deadline():
-                response = await self._http.request(method, path, content=content, headers=headers)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            m.api_requests.labels(label, status_class(None)).inc()
-            raise self._network_error(exc, label, record_id) from None
+            if content is None:
+                raw = await self._transport.get(route.path, headers)
+            else:
+                raw = await self._transport.post(route.path, content, headers)
+        except TransportFailure as exc:
+            route.count(None)
+            raise self._network_error(exc, route.label, record_id) from None
         finally:
             m.in_flight_requests.dec()
         duration = self._clock() - started
-        status = response.status_code
-        m.api_requests.labels(label, status_class(status)).inc()
-        m.api_request_duration.labels(label).observe(duration)
+        status = raw.status
+        route.count(status)
+        route.duration.observe(duration)
+        endpoint = route.endpoint
         if endpoint is not None:
-            self.limiter.observe_headers(endpoint, response.headers, sent_at=started)
-            remaining = response.headers.get("x-ratelimit-remaining")
-            if remaining is not None and remaining.strip().lstrip("-").isdigit():
-                m.rate_limit_remaining.labels(label).set(int(remaining))
-        text = response.text
-        error = classify(label, status, response.headers, text, record_id=record_id)
-        log.debug("attentive %s %s -> %s in %.1f ms", label, record_id or "-", status, duration * 1000)
-        if error is not None:
-            if isinstance(error, RateLimitedError) and endpoint is not None and error.retry_after is not None:
-                self.limiter.hold(endpoint, error.retry_after)
-            raise error
-        return ApiResponse(label, status, _parse(text), record_id, duration)
+            # The rate-limit headers are read once, here; the limiter returns ``remaining`` for the gauge.
+            remaining = self.limiter.observe_headers(endpoint, raw.headers, sent_at=started)
+            if remaining is not None:
+                route.remaining.set(remaining)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "attentive %s %s -> %s in %.1f ms", route.label, record_id or "-", status, duration * 1000
+            )
+        if 200 <= status < 300 or (status == 409 and endpoint is Endpoint.SUBSCRIBE):
+            body = _parse(raw.body) if route.parse_body else None
+            return ApiResponse(route.label, status, body, record_id, duration)
+        text = raw.body.decode("utf-8", "replace")
+        error = classify(route.label, status, raw.headers, text, record_id=record_id)
+        if error is None:  # not reached: classify() calls exactly the statuses above a success
+            return ApiResponse(route.label, status, None, record_id, duration)
+        if isinstance(error, RateLimitedError) and endpoint is not None and error.retry_after is not None:
+            self.limiter.hold(endpoint, error.retry_after)
+        raise error
 
-    def _network_error(self, exc: BaseException, label: str, record_id: str) -> NetworkError:
+    def _network_error(self, exc: TransportFailure, label: str, record_id: str) -> NetworkError:
         where = label + (f" (record {record_id})" if record_id else "")
-        # httpx-aiohttp reports a refused connection as ConnectTimeout; look at the cause to say which it was.
-        refused = isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
-            exc.__cause__, aiohttp.ServerTimeoutError
-        )
-        if isinstance(exc, httpx.TimeoutException | TimeoutError) and not refused:
+        if exc.timeout:
             return NetworkError(
                 f"timed out after {self._timeout:g}s calling {where}", endpoint=label, reason="timeout"
             )
-        detail = str(exc.__cause__ or exc) or type(exc).__name__
         return NetworkError(
-            f"cannot reach Attentive at {self.base_url} for {where}: {detail}", endpoint=label
+            f"cannot reach Attentive at {self.base_url} for {where}: {exc.detail}", endpoint=label
         )
 
-    def _deadline(self) -> asyncio.Timeout:
-        # Belt and braces over the transport's own timeouts: no attempt outlives timeout_s by much.
-        return asyncio.timeout(self._timeout + 1.0)
 
-
-def _parse(text: str) -> Any:
-    if not text.strip():
+def _parse(data: bytes) -> Any:
+    if not data.strip():
         return None
     try:
-        return loads(text)
+        return loads(data)
     except ValueError:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,58 +27,101 @@ def dumps(value: Any) -> bytes:
     here instead of going out mangled.
     """
     parts: list[str] = []
-    _encode(value, parts)
+    _encode(value, parts.append)
     return "".join(parts).encode("ascii")
 
 
-def _encode(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(_encode_str(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int):
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("JSON cannot carry NaN or infinite numbers")
-        out.append(float.__repr__(value))
-    elif isinstance(value, Decimal):
+# Encoded object keys ('"productId":'): bodies repeat the same few names. Bounded, since property and attribute
+# names come from the data.
+_KEYS: dict[str, str] = {}
+_KEYS_MAX = 4096
+
+
+def _encode(value: Any, put: Callable[[str], None]) -> None:
+    # Exact types first (one ``type()`` check each, the common case); subclasses and other Mappings and
+    # sequences take the general path below.
+    t = type(value)
+    if t is str:
+        put(_encode_str(value))
+    elif t is dict:
+        _encode_object(value, put)
+    elif t is list:
+        _encode_array(value, put)
+    elif t is int:
+        put(int.__repr__(value))
+    elif t is Decimal:
         if not value.is_finite():
             raise ValueError("JSON cannot carry NaN or infinite numbers")
         # str() of a finite Decimal is always a valid JSON number (``19.99``, ``-0``, ``1E+2``, ``0E-7``).
-        out.append(str(value))
+        put(str(value))
+    elif value is None:
+        put("null")
+    elif value is True:
+        put("true")
+    elif value is False:
+        put("false")
+    elif isinstance(value, str):
+        put(_encode_str(value))
+    elif isinstance(value, int):
+        put(int.__repr__(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("JSON cannot carry NaN or infinite numbers")
+        put(float.__repr__(value))
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("JSON cannot carry NaN or infinite numbers")
+        put(str(value))
     elif isinstance(value, Mapping):
-        out.append("{")
-        first = True
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
-            if not first:
-                out.append(",")
-            first = False
-            out.append(_encode_str(key))
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
+        _encode_object(value, put)
     elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
+        _encode_array(value, put)
     else:
         raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _encode_object(value: Mapping[Any, Any], put: Callable[[str], None]) -> None:
+    sep = "{"
+    for key, item in value.items():
+        encoded = _KEYS.get(key) if type(key) is str else None
+        if encoded is None:
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+            encoded = _encode_str(key) + ":"
+            if type(key) is str and len(_KEYS) < _KEYS_MAX:
+                _KEYS[key] = encoded
+        put(sep)
+        put(encoded)
+        if type(item) is str:
+            put(_encode_str(item))
+        else:
+            _encode(item, put)
+        sep = ","
+    put("}" if sep == "," else "{}")
+
+
+def _encode_array(value: list[Any] | tuple[Any, ...], put: Callable[[str], None]) -> None:
+    sep = "["
+    for item in value:
+        put(sep)
+        _encode(item, put)
+        sep = ","
+    put("]" if sep == "," else "[]")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads(..., parse_float=...) would build a new decoder and scanner on every call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def loads(data: bytes | str) -> Any:
-    """Parse JSON keeping fractional numbers exact (``Decimal``); rejects ``NaN``/``Infinity``."""
-    return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    """Parse JSON keeping fractional numbers exact (``Decimal``); rejects ``NaN``/``Infinity``.
+
+    Bytes may be UTF-8, -16 or -32 (detected as :func:`json.loads` does).
+    """
+    if isinstance(data, bytes | bytearray):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    return _DECODER.decode(data)

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
@@ -45,7 +44,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
+from connector.attentive.formats import EMAIL_RE, format_timestamp
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import (
@@ -64,11 +65,9 @@ __all__ = [
     "external_event_id",
     "format_timestamp",
     "loads",
+    "validate_body",
 ]
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_OFFSET_RE = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Fixed namespace so the same record + rule always yields the same externalEventId, on any replica, forever.
 EXTERNAL_EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:attentive-connector:externalEventId")
 
@@ -85,41 +84,12 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
 def _check_email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
+    if not EMAIL_RE.match(value):
         raise PydanticCustomError("invalid_email", "not a valid email address")
     return value
 
 
 Email = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_email)]
-
-
-def format_timestamp(value: object) -> str:
-    """RFC 3339 in UTC with milliseconds (``2021-03-30T14:38:29.000Z``) from a ``datetime`` with offset, epoch
-    milliseconds (``int``) or an ISO 8601 string with an offset. Raises ``ValueError`` otherwise."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        try:
-            dt = _EPOCH + timedelta(milliseconds=value)
-        except OverflowError:
-            raise ValueError("epoch milliseconds out of range") from None
-    elif isinstance(value, str):
-        text = value.strip()
-        if "T" not in text and " " not in text:
-            raise ValueError("expected a date-time with a time part, e.g. 2021-03-30T14:38:29Z")
-        if not _OFFSET_RE.search(text):
-            raise ValueError("timestamp has no UTC offset (add Z or +hh:mm)")
-        try:
-            dt = datetime.fromisoformat(text.replace("z", "Z"))
-        except ValueError:
-            raise ValueError("not an ISO 8601 / RFC 3339 date-time") from None
-    else:
-        raise ValueError(
-            f"expected a datetime, epoch milliseconds (int) or an RFC 3339 string, got {type(value).__name__}"
-        )
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError("datetime has no UTC offset (naive); attach a timezone")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _timestamp(value: object) -> str:
@@ -470,7 +440,29 @@ def build_body(
     Returns a plain dict (prices as ``Decimal`` — serialise it with :func:`dumps`). Raises
     :class:`InvalidPhoneError` when a phone can't be made E.164, otherwise :class:`RoutingError`, both with
     ``rule`` set and a message of ``$.path: problem`` parts that never echoes field values.
+
+    The endpoint's fast builder (:mod:`connector.attentive.bodies`, one walk, no pydantic) answers when it
+    can vouch for the data; otherwise — rare shapes and every invalid record — :func:`validate_body` does.
+    Both give the same body for the same data.
     """
+    builder = BUILDERS.get(endpoint)
+    if builder is not None and type(data) is dict:
+        try:
+            return builder(data, default_region)
+        except Bail:
+            pass
+    return validate_body(endpoint, data, default_region=default_region, rule=rule)
+
+
+def validate_body(
+    endpoint: Endpoint,
+    data: Mapping[str, Any],
+    *,
+    default_region: str = "US",
+    rule: str | None = None,
+) -> dict[str, Any]:
+    """:func:`build_body` through the pydantic models only (the reference the fast builders are tested
+    against, and the source of every error message)."""
     if not isinstance(data, Mapping):
         raise RoutingError(
             f"{endpoint}: the mapping must produce an object, not {type(data).__name__}", rule=rule

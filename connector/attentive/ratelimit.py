@@ -29,6 +29,7 @@ Clock and sleep are injectable so the tests run on virtual time.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import math
@@ -85,11 +86,12 @@ class EndpointLimiter:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.configured_rate = rate
+        self._configured_rate = rate
+        self._server_limit: int | None = None
+        self._update_rate()
         self.headroom = headroom
         self._clock = clock
         self._sleep = sleep
-        self.server_limit: int | None = None
         self.remaining: int | None = None
         self._tat = -math.inf  # theoretical arrival time of the next request (GCRA)
         self._not_before = -math.inf  # hold: nothing before this time
@@ -108,11 +110,39 @@ class EndpointLimiter:
         self._lag = 0.0  # how late the last request went after its slot (capped): what may be caught up
 
     @property
+    def configured_rate(self) -> float:
+        return self._configured_rate
+
+    @configured_rate.setter
+    def configured_rate(self, rate: float) -> None:
+        self._configured_rate = rate
+        self._update_rate()
+
+    @property
+    def server_limit(self) -> int | None:
+        """The last ``x-ratelimit-limit`` the server reported (``None`` before any)."""
+        return self._server_limit
+
+    @server_limit.setter
+    def server_limit(self, limit: int | None) -> None:
+        if limit != self._server_limit:
+            self._server_limit = limit
+            self._update_rate()
+
+    def _update_rate(self) -> None:
+        # Everything derived from the rate, computed when it changes rather than on every request.
+        rate = self._configured_rate
+        if self._server_limit:
+            rate = min(rate, float(self._server_limit))
+        self._rate = rate
+        self._cap = max(1, math.floor(rate + 1e-9))
+        margin = _PACING_MARGIN_S if rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
+        self._base_interval = (WINDOW_S + margin) / rate
+
+    @property
     def rate(self) -> float:
         """Requests per second this client paces to: configured, capped by the server's reported limit."""
-        if self.server_limit:
-            return min(self.configured_rate, float(self.server_limit))
-        return self.configured_rate
+        return self._rate
 
     @property
     def shared(self) -> bool:
@@ -121,18 +151,17 @@ class EndpointLimiter:
 
     def _cap_count(self) -> int:
         """Requests allowed in any ``1 s + _CAP_MARGIN_S`` of our own sends."""
-        return max(1, math.floor(self.rate + 1e-9))
+        return self._cap
 
     def _interval(self, now: float) -> float:
-        margin = _PACING_MARGIN_S if self.rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
-        base = (WINDOW_S + margin) / self.rate
+        base = self._base_interval
         if now < self._slow_until and now < self._shared_until:
             return max(base, self._slow_interval)
         return base
 
     def _earliest(self, now: float, times: collections.deque[float]) -> float:
         """Earliest time the sliding-window cap allows another request, given earlier ``times``."""
-        n = self._cap_count()
+        n = self._cap
         if len(times) < n:
             return -math.inf
         return times[-n] + WINDOW_S + _CAP_MARGIN_S
@@ -150,8 +179,26 @@ class EndpointLimiter:
         now = self._clock()
         return max(0.0, self._next_slot(now) - now, self._earliest(now, self._sent) - now)
 
+    def try_acquire(self) -> bool:
+        """Take the next slot if it is due now (what :meth:`delay` ``<= 0`` promises); else change nothing.
+
+        The common case on the hot path, without a coroutine: :meth:`acquire` starts with it.
+        """
+        now = self._clock()
+        self._forget(now)
+        slot = self._next_slot(now)
+        if slot > now or self._earliest(now, self._sent) > now:
+            return False
+        self._tat = slot + self._interval(slot)
+        self._slots.append(slot)
+        self._sent.append(now)
+        self._lag = min(_CATCH_UP_S, max(0.0, now - slot))
+        return True
+
     async def acquire(self) -> None:
         """Wait for this endpoint's next slot and take it."""
+        if self.try_acquire():
+            return
         while True:
             now = self._clock()
             self._forget(now)
@@ -213,8 +260,15 @@ class EndpointLimiter:
             self._generation += 1
 
     def _others_seen(self, lim: int, remaining: int, sent: float) -> bool:
-        """The server counted clearly more in its current window than our own sends of the last second."""
-        own = sum(1 for t in self._sent if sent - WINDOW_S - 0.05 < t <= sent + 0.005)
+        """The server counted clearly more in its current window than our own sends of the last second.
+
+        Our sends in ``(sent - 1.05 s, sent + 5 ms]``: ``_sent`` is in time order, so two binary searches
+        (C ``bisect`` over a deque of at most ~1.5 s of sends) count them without walking the window.
+        """
+        sent_times = self._sent
+        own = bisect.bisect_right(sent_times, sent + 0.005) - bisect.bisect_right(
+            sent_times, sent - WINDOW_S - 0.05
+        )
         return lim - remaining > own + max(_OTHERS_MIN, _OTHERS_SLACK * lim)
 
     def observe(self, limit: int | None, remaining: int | None, *, sent_at: float | None = None) -> None:
@@ -298,30 +352,36 @@ class RateLimiter:
     def __getitem__(self, endpoint: Endpoint) -> EndpointLimiter:
         return self._limiters[endpoint]
 
+    def try_acquire(self, endpoint: Endpoint) -> bool:
+        """Take ``endpoint``'s turn if it is free now, without waiting (see :meth:`EndpointLimiter.try_acquire`)."""
+        return self._limiters[endpoint].try_acquire()
+
     async def acquire(self, endpoint: Endpoint) -> None:
         await self._limiters[endpoint].acquire()
 
     def observe_headers(
         self, endpoint: Endpoint, headers: Mapping[str, str], *, sent_at: float | None = None
-    ) -> None:
-        """Update from a response's headers (case-insensitive mapping such as ``httpx.Headers``)."""
+    ) -> int | None:
+        """Update from a response's headers (a case-insensitive mapping such as aiohttp's or ``httpx.Headers``),
+        each read once; returns ``x-ratelimit-remaining`` as an int (``None`` when absent) for the gauge."""
+        remaining = header_int(headers.get("x-ratelimit-remaining"))
         self._limiters[endpoint].observe(
-            _int(headers.get("x-ratelimit-limit")),
-            _int(headers.get("x-ratelimit-remaining")),
-            sent_at=sent_at,
+            header_int(headers.get("x-ratelimit-limit")), remaining, sent_at=sent_at
         )
+        return remaining
 
     def hold(self, endpoint: Endpoint, seconds: float) -> None:
         self._limiters[endpoint].hold(seconds)
 
 
-def _int(value: str | None) -> int | None:
+def header_int(value: str | None) -> int | None:
+    """A rate-limit header as an integer (``"39"``, also ``"39.0"``); ``None`` when absent or not a number."""
     if value is None:
         return None
     try:
-        return int(value.strip())
+        return int(value)  # int() ignores surrounding whitespace
     except ValueError:
         try:
             return int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, NaN, inf
             return None

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.integration
 NUMERIC_KEYS = (
     "consume_decode_records_per_s",
     "bare_http_requests_per_s",
+    "raw_aiohttp_requests_per_s",
+    "bare_cpu_ms_per_request",
     "e2e_records_per_s",
+    "e2e_requests_per_s",
     "cpu_s_per_1000",
+    "cpu_ms_per_request",
     "peak_rss_mb",
     "naive_records_per_s",
     "p50_added_latency_ms",
@@ -80,6 +84,10 @@ def test_quick_bench_runs_and_writes_every_key(tmp_path: Path, kafka_bootstrap: 
     for name in (
         "e2e_vs_bare_http",
         "e2e_vs_naive",
+        "cpu_ms_per_request",
+        "cpu_vs_bare_cpu",
+        "e2e_requests_vs_bare_http",
+        "bare_http_vs_raw_aiohttp",
         "p99_added_latency_ms",
         "p99_added_latency_ms_realistic",
         "peak_rss_mb",

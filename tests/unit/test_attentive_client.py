@@ -282,7 +282,8 @@ async def test_secret_never_leaks(caplog: pytest.LogCaptureFixture) -> None:
         s.model_dump_json(),
         caplog.text,
         generate_latest(metrics.registry).decode(),
-        repr(client._http.auth),
+        repr(client._transport),
+        repr(client._routes),
     ]
     texts += [f"{e!s} {e!r} {vars(e)}" for e in errors]
     for text in texts:

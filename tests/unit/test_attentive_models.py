@@ -3,6 +3,7 @@ permanent RoutingError naming the field, never the value; prices stay exact; pho
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -13,9 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.jsonio import dumps, loads
-from connector.attentive.models import MeInfo, build_body, external_event_id, format_timestamp
+from connector.attentive.models import (
+    MeInfo,
+    build_body,
+    external_event_id,
+    format_timestamp,
+    validate_body,
+)
 from connector.attentive.spec import default_validator
 from connector.errors import InvalidPhoneError, RoutingError
 from tests.unit.attentive_examples import DOC_SAMPLES
@@ -493,3 +501,155 @@ def test_build_body_output_is_always_spec_valid(endpoint: Endpoint, data: st.Dat
         return
     assert V.validate(endpoint, body) == []
     assert loads(dumps(body)) == loads(dumps(body))  # serialisable
+
+
+# --- the fast builders (connector.attentive.bodies) answer exactly as the models do -------------------
+
+_wild = st.one_of(_scalar, st.sampled_from(["  ", " x ", "web", "MARKETING", "en-US", "text", "usd", True]))
+_DATA_FAST = {
+    **_DATA,
+    Endpoint.PURCHASE: st.fixed_dictionaries(
+        {"items": st.lists(_item, min_size=0, max_size=2), "user": _user},
+        optional={
+            "occurredAt": st.one_of(_ts, st.none(), st.just("  ")),
+            "orderId": st.one_of(_text, st.integers(), st.none()),
+            "salesChannel": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"channelType": _wild})),
+            "extra": st.one_of(st.none(), _text),
+        },
+    ),
+    Endpoint.PRODUCT_VIEW: st.fixed_dictionaries(
+        {"items": st.lists(_item, min_size=1, max_size=2), "user": _user},
+        optional={"occurredAt": _ts},
+    ),
+    Endpoint.UNSUBSCRIBE: st.fixed_dictionaries(
+        {"user": st.one_of(_user, st.fixed_dictionaries({}, optional={"phone": _wild, "email": _wild}))},
+        optional={
+            "subscriptions": st.lists(
+                st.fixed_dictionaries({}, optional={"type": _wild, "channel": _wild}), max_size=2
+            ),
+            "notification": st.fixed_dictionaries(
+                {},
+                optional={
+                    "language": st.sampled_from(["en-US", "fr-CA", " en-US", "", None, "x"]),
+                    "disabled": _wild,
+                },
+            ),
+        },
+    ),
+    Endpoint.SUBSCRIBE: st.fixed_dictionaries(
+        {"user": st.one_of(_user, st.fixed_dictionaries({}, optional={"phone": _wild, "email": _wild}))},
+        optional={
+            "signUpSourceId": st.one_of(_id, st.integers(), st.none()),
+            "locale": st.one_of(
+                st.sampled_from(["en-US", "fr_ca", "EN-us", "x", " en-US", "", None]),
+                st.fixed_dictionaries({}, optional={"language": _wild, "country": _wild}),
+            ),
+            "subscriptionType": _wild,
+            "singleOptIn": _wild,
+            "externalIdentifiers": st.fixed_dictionaries(
+                {}, optional={"clientUserId": _wild, "shopifyId": _wild, "klaviyoId": st.integers()}
+            ),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(_DATA_FAST), ids=str)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fast_builder_answers_exactly_as_the_models(endpoint: Endpoint, data: st.DataObject) -> None:
+    """Whenever a fast builder returns a body, the pydantic models return the same one (same JSON bytes, so
+    the same key order and the same exact decimals); whenever the models refuse, the builder defers to them."""
+    raw = data.draw(_DATA_FAST[endpoint])
+    try:
+        expected: dict[str, Any] | None = validate_body(endpoint, copy.deepcopy(raw))
+    except RoutingError:
+        expected = None
+    try:
+        fast = BUILDERS[endpoint](raw, "US")
+    except Bail:
+        return
+    assert expected is not None, ("the builder accepted what the models refuse", raw, fast)
+    assert dumps(fast) == dumps(expected)
+    assert V.validate(endpoint, fast) == []
+
+
+@pytest.mark.parametrize(("name", "endpoint", "body"), DOC_SAMPLES, ids=[s[0] for s in DOC_SAMPLES])
+def test_fast_builder_takes_the_documented_samples(
+    name: str, endpoint: Endpoint, body: dict[str, Any]
+) -> None:
+    """The documented shapes go the fast way (no fallback), with the models' answer."""
+    data = json.loads(json.dumps(body).replace("+13115552368", PHONE), parse_float=Decimal)
+    if endpoint is Endpoint.SUBSCRIBE and "externalIdentifiers" in data.get("user", {}):
+        data["externalIdentifiers"] = data["user"].pop("externalIdentifiers")
+    fast = BUILDERS[endpoint](copy.deepcopy(data), "US")
+    assert dumps(fast) == dumps(validate_body(endpoint, data))
+
+
+def test_fast_builder_typical_purchase() -> None:
+    data = {
+        "items": [
+            {
+                "productId": 123,
+                "productVariantId": " v1 ",
+                "price": [{"value": 0.1}],
+                "quantity": 2,
+                "name": "  ",
+            },
+            {
+                "productId": "p2",
+                "productVariantId": "v2",
+                "price": [{"value": Decimal("19.990"), "currency": "eur"}],
+            },
+        ],
+        "occurredAt": datetime(2024, 5, 1, 12, tzinfo=UTC),
+        "orderId": 987,
+        "user": {"phone": "(415) 555-0123", "email": None, "externalIdentifiers": {"clientUserId": " u1 "}},
+        "salesChannel": {"channelType": "web"},
+    }
+    body = BUILDERS[Endpoint.PURCHASE](data, "US")
+    assert body == {
+        "items": [
+            {
+                "productId": "123",
+                "productVariantId": "v1",
+                "price": [{"value": Decimal("0.1"), "currency": "USD"}],
+                "quantity": 2,
+            },
+            {
+                "productId": "p2",
+                "productVariantId": "v2",
+                "price": [{"value": Decimal("19.990"), "currency": "EUR"}],
+            },
+        ],
+        "occurredAt": "2024-05-01T12:00:00.000Z",
+        "user": {"phone": PHONE, "externalIdentifiers": {"clientUserId": "u1"}},
+        "orderId": "987",
+        "salesChannel": {"channelType": "WEB"},
+    }
+    assert body == validate_body(Endpoint.PURCHASE, data)
+    assert b'"value":19.990' in dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "data"),
+    [
+        (Endpoint.CUSTOM_EVENT, {"type": "x", "user": {"phone": "12"}}),  # bad phone
+        (Endpoint.CUSTOM_EVENT, {"type": "x(y)", "user": USER}),  # forbidden character
+        (Endpoint.CUSTOM_EVENT, {"type": "x", "user": USER, "properties": {"a|b": 1}}),
+        (
+            Endpoint.CUSTOM_EVENT,
+            {"type": "x", "user": USER, "occurredAt": "2024-01-01T00:00:00"},
+        ),  # no offset
+        (Endpoint.PURCHASE, {"items": [], "user": USER}),
+        (Endpoint.PURCHASE, {"items": [ITEM], "user": USER, "salesChannel": {"channelType": "MOON"}}),
+        (Endpoint.SUBSCRIBE, {"user": USER}),  # no source
+        (Endpoint.CUSTOM_ATTRIBUTES, {"properties": {"a": [1]}, "user": USER}),
+        (Endpoint.UNSUBSCRIBE, {"user": {}}),
+    ],
+)
+def test_fast_builder_defers_every_bad_record_to_the_models(endpoint: Endpoint, data: dict[str, Any]) -> None:
+    with pytest.raises(Bail):
+        BUILDERS[endpoint](data, "US")
+    with pytest.raises(RoutingError, match=r"\$"):
+        build_body(endpoint, data)  # the models' message, naming the field

@@ -355,3 +355,28 @@ async def test_budget_gate_counts_requests_already_on_their_way() -> None:
         times.append(vt.now)
     assert all(t < window_end for t in times[:6])
     assert times[6] >= window_end
+
+
+def test_try_acquire_takes_only_a_turn_that_is_due_and_agrees_with_delay() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    assert lim.delay() == 0 and lim.try_acquire()  # idle: the first turn is free
+    before = (lim.delay(), lim._tat, len(lim._slots), len(lim._sent))
+    assert before[0] > 0 and not lim.try_acquire()  # not due: nothing taken, nothing changed
+    assert (lim.delay(), lim._tat, len(lim._slots), len(lim._sent)) == before
+    vt.now += before[0]
+    assert lim.delay() == 0 and lim.try_acquire()
+    lim.hold(5.0)
+    assert not lim.try_acquire() and lim.delay() == pytest.approx(5.0)
+
+
+def test_rate_derived_values_follow_the_server_limit() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    assert (lim.rate, lim._cap_count()) == (150, 150)
+    lim.observe(40, 39)
+    assert (lim.rate, lim._cap_count()) == (40, 40)
+    assert lim._interval(vt.now) == pytest.approx(1.01 / 40)
+    lim.configured_rate = 10
+    assert (lim.rate, lim._cap_count()) == (10, 10)
+    assert lim._interval(vt.now) == pytest.approx(1.03 / 10)  # the low-rate margin

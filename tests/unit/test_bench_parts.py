@@ -118,6 +118,10 @@ def _results(**over: object) -> dict[str, object]:
     base.update(
         e2e_records_per_s=3000.0,
         bare_http_requests_per_s=4000.0,
+        raw_aiohttp_requests_per_s=5000.0,
+        bare_cpu_ms_per_request=0.1,
+        e2e_requests_per_s=3000.0,
+        cpu_ms_per_request=0.15,
         naive_records_per_s=200.0,
         p99_added_latency_ms=60.0,
         peak_rss_mb=120.0,
@@ -151,6 +155,10 @@ def test_targets_flag_met_and_missed() -> None:
     assert t["shaped_realistic.subscribe.share_of_limit"]["pass"] is False  # 96% < 97%
     assert "key_distribution" not in {k.split(".")[1] for k in t if k.startswith("shaped")}
     assert t["duration_s"]["pass"] is True  # quick: ≤ 60 s
+    assert r["cpu_vs_bare_cpu"] == 1.5 and t["cpu_vs_bare_cpu"]["pass"] is True
+    assert t["cpu_ms_per_request"]["pass"] is True
+    assert r["e2e_requests_vs_bare_http"] == 0.75 and t["e2e_requests_vs_bare_http"]["pass"] is False
+    assert r["bare_http_vs_raw_aiohttp"] == 0.8 and t["bare_http_vs_raw_aiohttp"]["pass"] is True
     text = report.table(r)
     assert "MISSED" in text and "subscribe" in text and "key distribution: realistic" in text
 
@@ -183,7 +191,51 @@ def test_markdown_for_the_readme_has_every_figure_and_verdict() -> None:
     r = report.add_derived(_results(date="2026-01-01T00:00:00+00:00", command="python -m bench"))
     md = report.markdown(r)
     assert "`python -m bench`" in md and "2 cores" in md
-    assert "| end to end ÷ naive | 15.00× | met (>= 10) |" in md
+    assert "| end to end ÷ naive | 15.00× | met (>= 15) |" in md
+    assert "| connector CPU per request | 0.150 ms | met (<= 0.2) |" in md
     assert "| subscribe | samples | 10.00 | 9.80 | 0.00% | met" in md
     assert "| subscribe | realistic | 10.00 | 9.60 | 0.00% | MISSED" in md
     assert "| added latency p99 at half the limits | 60.00 ms | MISSED (<= 50) |" in md
+
+
+def test_issue_11_targets_miss_when_the_connector_spends_too_much_cpu() -> None:
+    r = report.add_derived(_results(cpu_ms_per_request=0.25, bare_cpu_ms_per_request=0.1))
+    t = r["targets"]
+    assert t["cpu_ms_per_request"]["pass"] is False and t["cpu_vs_bare_cpu"]["pass"] is False
+    assert r["cpu_vs_bare_cpu"] == 2.5
+
+
+def test_http_client_ceiling_runs_in_its_own_process() -> None:
+    """The seam client against a tiny local server: count, window and the subprocess's own /proc CPU."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bench import ceilings
+    from bench.backlog import Request
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.headers["Authorization"] == "Bearer k" and self.headers["X-Record-Id"]
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        reqs = [Request("/v1/events/custom", b'{"type":"x"}', "t/0/1")]
+        for client in ("seam", "aiohttp"):
+            run = ceilings.http_client(client, url, "k", reqs, duration_s=0.3, concurrency=2)
+            assert run.count > 0 and run.statuses == {200: run.count}, (client, run)
+            assert run.seconds >= 0.3 and run.cpu_s >= 0
+        with pytest.raises(ValueError, match="unknown client"):
+            ceilings.http_client("curl", url, "k", reqs, duration_s=0.1)
+    finally:
+        server.shutdown()

@@ -511,7 +511,10 @@ class CallbackConsumer(FakeConsumer):
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
         super().commit(offsets=offsets, asynchronous=asynchronous)
         for p in offsets:
-            self.committed_meta[(p.topic, p.partition)] = (p.offset, p.metadata if self.keeps_metadata else "")
+            self.committed_meta[(p.topic, p.partition)] = (
+                p.offset,
+                p.metadata if self.keeps_metadata else "",
+            )
         if asynchronous:
             self.pending_cb.append([TopicPartition(p.topic, p.partition, p.offset) for p in offsets])
 
