@@ -73,9 +73,9 @@ def main(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _stack(args: argparse.Namespace) -> Iterator[tuple[ConnectorConfig, str, dict[str, str]]]:
     """Broker, schema registry, sandbox; yields the config pointed at them."""
+    from connector.devkafka.apicurio import start_apicurio
     from connector.devkafka.broker import create_topics, kafka_cluster
     from connector.devkafka.sandbox_process import SandboxProcess
-    from connector.devkafka.apicurio import start_apicurio
 
     api_key = "demo-" + secrets.token_hex(8)
     say("starting Kafka (first run fetches the broker jars from Maven Central) ...")

@@ -239,12 +239,9 @@ def wait_until_ready(
 
 
 @contextlib.contextmanager
-def schema_registry(**kwargs: object) -> Iterator[str]:
-    """Start a local Apicurio Registry and yield its Confluent-compatible URL; stopped on exit.
-
-    Keyword arguments go to :func:`start_apicurio`.
-    """
-    registry = start_apicurio(**kwargs)  # type: ignore[arg-type]
+def schema_registry(*, port: int | None = None, compatibility: str = "BACKWARD") -> Iterator[str]:
+    """Start a local Apicurio Registry and yield its Confluent-compatible URL; stopped on exit."""
+    registry = start_apicurio(port=port, compatibility=compatibility)
     try:
         yield registry.url
     finally:
