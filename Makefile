@@ -15,7 +15,7 @@ ARGS ?=
 export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
 export HELM := $(CURDIR)/$(HELM)
 
-.PHONY: setup tools kafka-jars helm promtool lint format sync test unit demo bench clean
+.PHONY: setup tools kafka-jars registry-jars helm promtool lint format sync test unit demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -28,20 +28,24 @@ $(VENV)/.installed: pyproject.toml
 kafka-jars: setup
 	$(BIN)/python -m connector.devkafka.broker --fetch-only
 
+# Apicurio Registry (the real, Confluent-compatible schema registry of the tests, demo and bench), once into .cache/.
+registry-jars: setup
+	$(BIN)/python -m connector.devkafka.apicurio --fetch-only
+
 $(HELM):
 	@command -v go >/dev/null || { echo "go is needed to build helm ($(HELM_VERSION)) from the Go module proxy"; exit 1; }
 	GOBIN=$(CURDIR)/$(CACHE)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 helm: $(HELM)
 
-# promtool ships in Debian's prometheus package.
+# promtool and the Prometheus server (tests/integration/test_prometheus_alerts.py) ship in Debian's prometheus package.
 promtool:
-	@command -v promtool >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 	@promtool --version | head -n 1
 
-tools: setup kafka-jars helm promtool
+tools: setup kafka-jars registry-jars helm promtool
 
 lint: setup
 	$(BIN)/ruff check connector tests bench ops
@@ -62,10 +66,10 @@ test: tools lint
 unit: setup
 	$(BIN)/pytest -ra tests/unit $(ARGS)
 
-demo: setup kafka-jars
+demo: setup kafka-jars registry-jars
 	$(BIN)/attentive-connector demo $(ARGS)
 
-bench: setup kafka-jars
+bench: setup kafka-jars registry-jars
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

@@ -1,5 +1,5 @@
-"""The real parts a benchmark run stands on: a local Kafka broker, the schema registry stand-in, sandboxes,
-and the connector config pointing at them.
+"""The real parts a benchmark run stands on: a local Kafka broker, a real schema registry (Apicurio Registry's
+Confluent-compatible API), sandboxes, and the connector config pointing at them.
 
 Everything is started once per run and stopped at the end, whatever happens in between.
 """
@@ -109,7 +109,7 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Broker (+ topics), schema registry stand-in; sandboxes start on demand. Everything stops on exit."""
+    """Broker (+ topics), schema registry; sandboxes start on demand. Everything stops on exit."""
     with kafka_cluster() as bootstrap:
         create_topics(bootstrap, [*TOPICS, *(f"{t}.dlq" for t in TOPICS)], partitions=PARTITIONS)
         with _schema_registry() as registry_url:
@@ -120,12 +120,7 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
                 stack.close()
 
 
-@contextlib.contextmanager
-def _schema_registry() -> Iterator[str]:
-    from connector.devkafka.schema_registry import start_schema_registry
+def _schema_registry() -> contextlib.AbstractContextManager[str]:
+    from connector.devkafka.apicurio import schema_registry
 
-    handle = start_schema_registry()
-    try:
-        yield str(handle.url)
-    finally:
-        handle.stop()
+    return schema_registry()

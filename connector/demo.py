@@ -1,7 +1,7 @@
 """``attentive-connector demo``: the whole flow on one machine, ending by itself.
 
-A real Kafka broker (see :mod:`connector.devkafka.broker`), a Schema Registry stand-in for the topics encoded in
-Confluent wire format, the local Attentive sandbox with Attentive's rate limits and some latency, realistic
+A real Kafka broker (see :mod:`connector.devkafka.broker`), a real Schema Registry (Apicurio, Confluent-compatible
+API: :mod:`connector.devkafka.apicurio`) for the topics encoded in Confluent wire format, the local Attentive sandbox with Attentive's rate limits and some latency, realistic
 sample events on all three topics (plus a few records that can never be delivered, to show the dead-letter
 topic), and the connector delivering them. The last line is always::
 
@@ -72,20 +72,21 @@ def main(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _stack(args: argparse.Namespace) -> Iterator[tuple[ConnectorConfig, str, dict[str, str]]]:
-    """Broker, schema registry stand-in, sandbox; yields the config pointed at them."""
+    """Broker, schema registry, sandbox; yields the config pointed at them."""
+    from connector.devkafka.apicurio import start_apicurio
     from connector.devkafka.broker import create_topics, kafka_cluster
     from connector.devkafka.sandbox_process import SandboxProcess
-    from connector.devkafka.schema_registry import start_schema_registry
 
     api_key = "demo-" + secrets.token_hex(8)
     say("starting Kafka (first run fetches the broker jars from Maven Central) ...")
     with kafka_cluster() as bootstrap:
         say(f"kafka at {bootstrap}")
-        registry = start_schema_registry()
+        say("starting the schema registry (first run fetches Apicurio Registry from Maven Central) ...")
+        registry = start_apicurio()
         sandbox = SandboxProcess(
             "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.latency_ms // 2), api_key=api_key
         )
-        say(f"schema registry stand-in at {registry.url}; Attentive sandbox at {sandbox.url}")
+        say(f"schema registry at {registry.url}; Attentive sandbox at {sandbox.url}")
         try:
             env = {
                 **os.environ,

@@ -1,8 +1,10 @@
-"""Session fixtures: one real Kafka broker per test session, unique topics per test, the Attentive sandbox.
+"""Session fixtures: one real Kafka broker and one real Schema Registry per test session, unique topics per
+test, the Attentive sandbox.
 
 The broker comes from :func:`connector.devkafka.broker.kafka_cluster` (``KAFKA_BOOTSTRAP_SERVERS``, Docker via
-testcontainers, or a local KRaft broker fetched from Maven Central). When a test fails and the broker is the
-local one, the tail of its log is printed at the end of the run.
+testcontainers, or a local KRaft broker fetched from Maven Central). The registry is Apicurio Registry with its
+Confluent-compatible API (:mod:`connector.devkafka.apicurio`), started on first use. When a test fails, the
+tails of the local broker's and registry's logs are printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from connector.devkafka import apicurio
 from connector.devkafka import broker as devkafka
 from tests.support import SandboxProcess
 
 _local_brokers: list[devkafka.LocalKafka] = []
+_local_registries: list[apicurio.LocalApicurio] = []
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +39,20 @@ def kafka_bootstrap() -> Iterator[str]:
             yield bootstrap
     finally:
         devkafka.start_local_kafka = original  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """The Confluent-compatible URL of a real Apicurio Registry (global compatibility BACKWARD), one per session.
+
+    Tests share it, so each test uses subjects of its own (its unique topics' ``<topic>-value``).
+    """
+    registry = apicurio.start_apicurio()
+    _local_registries.append(registry)
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
 
 
 @pytest.fixture
@@ -88,3 +106,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for b in _local_brokers:
             terminalreporter.write_sep("-", f"local Kafka broker log tail ({b.log_path})")
             terminalreporter.write_line(b.log_tail(80))
+    if failed and _local_registries:
+        for r in _local_registries:
+            terminalreporter.write_sep("-", f"Apicurio Registry log tail ({r.log_path})")
+            terminalreporter.write_line(r.log_tail(40))

@@ -1,4 +1,8 @@
-"""A small, in-memory stand-in for Confluent Schema Registry (no Docker here), for tests, the demo and the bench.
+"""A small, in-memory stand-in for Confluent Schema Registry.
+
+Superseded by the real registry, :mod:`connector.devkafka.apicurio` (Apicurio Registry's Confluent-compatible
+API), for the integration tests, the demo and the bench; outage tests put a proxy in front of the real one.
+Kept while its remaining users (its own unit tests, the local dev stack) move over.
 
 It serves the subset of the REST API that confluent-kafka's ``SchemaRegistryClient`` uses to register and look up
 Avro schemas, with the same paths, response shapes and error codes:

@@ -1,4 +1,10 @@
-"""Avro over a real broker and a real (stand-in) Schema Registry over HTTP: produce-samples, decode, evolve, outage."""
+"""Avro over a real broker and a real Schema Registry (Apicurio, Confluent-compatible API): produce-samples,
+decode, schema evolution under the registry's enforced compatibility, outage.
+
+Producers here use confluent-kafka's own ``AvroSerializer`` (what users run). The outage test needs a registry
+that answers 503 on demand, which a real one cannot be told to do: it talks to the real registry through
+:class:`tests.integration.registry_proxy.RegistryProxy`, a forwarding proxy with a "sick" switch.
+"""
 
 from __future__ import annotations
 
@@ -14,23 +20,19 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, Message
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connector import samples
-from connector.avro.encoder import Encoder
-from connector.config import Encoding, load_config
-from connector.devkafka.schema_registry import SchemaRegistryHandle, start_schema_registry
+from connector.config import load_config
 from connector.errors import DecodeError, RegistryUnavailableError
 from connector.rules.router import Router
 from connector.types import SourceRecord
+from tests.integration.registry_proxy import RegistryProxy
 from tests.unit.avro_rules_support import SCHEMAS, SHIPPED_RULES, decoded, order, write_config
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def registry() -> Any:
-    with start_schema_registry() as handle:
-        yield handle
 
 
 def consume_all(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[Message]:
@@ -81,9 +83,7 @@ def shipped_rules_for(tmp_path: Path, topics: dict[str, str]) -> Path:
     return path
 
 
-def _config(
-    tmp_path: Path, orders: str, signups: str, registry: SchemaRegistryHandle, bootstrap: str
-) -> Path:
+def _config(tmp_path: Path, orders: str, signups: str, registry_url: str, bootstrap: str) -> Path:
     path = write_config(
         tmp_path,
         shipped_rules_for(tmp_path, {"orders": orders, "signups": signups}),
@@ -91,7 +91,7 @@ def _config(
             orders: {"schema_of": "orders", "encoding": "confluent", "key_field": "customer.id"},
             signups: {"schema_of": "signups", "encoding": "raw"},
         },
-        registry_url=registry.url,
+        registry_url=registry_url,
     )
     text = path.read_text().replace("127.0.0.1:1", bootstrap)
     path.write_text(text)
@@ -102,11 +102,11 @@ def test_produce_samples_then_decode_and_route(
     tmp_path: Path,
     kafka_bootstrap: str,
     make_topic: Any,
-    registry: SchemaRegistryHandle,
+    schema_registry_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     orders, signups = make_topic(partitions=2, prefix="orders"), make_topic(partitions=2, prefix="signups")
-    config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+    config_path = _config(tmp_path, orders, signups, schema_registry_url, kafka_bootstrap)
     parser = argparse.ArgumentParser()
     samples.add_arguments(parser)
     rc = samples.main(
@@ -130,20 +130,27 @@ def test_produce_samples_then_decode_and_route(
         f"produced 40 records to {orders}",
         f"produced 40 records to {signups}",
     ]
-    # the confluent topic's schema was registered under the TopicNameStrategy subject
-    client = SchemaRegistryClient({"url": registry.url})
-    assert client.get_latest_version(f"{orders}-value").schema_id == 1
+    # the confluent topic's schema was registered under the TopicNameStrategy subject, and every record
+    # carries that registry id in its frame
+    client = SchemaRegistryClient({"url": schema_registry_url})
+    registered = client.get_latest_version(f"{orders}-value")
+    assert registered.version == 1
+    # confluent-kafka's own deserializer reads what produce-samples wrote (the same wire format users run)
+    deserialize = AvroDeserializer(client)
     router = Router.from_config(load_config(config_path, env={}))
     for topic in (orders, signups):
         msgs = consume_all(kafka_bootstrap, topic, 40)
         for msg in msgs:
             assert (msg.value()[0] == 0) == (topic == orders)  # framed only where configured
+            if topic == orders:
+                assert int.from_bytes(msg.value()[1:5], "big") == registered.schema_id
+                theirs = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                assert theirs["event_id"] and theirs["customer"]
             result = router.route(_source(msg))
             assert result.error is None and result.calls, result
             assert result.ordering_key == msg.key().decode()
             for call in result.calls:
                 assert call.record_id.startswith(f"{topic}/{msg.partition()}/{msg.offset()}")
-    assert registry.request_count >= 2
 
 
 def _evolve(raw: dict[str, Any], *, old: bool) -> dict[str, Any]:
@@ -155,32 +162,53 @@ def _evolve(raw: dict[str, Any], *, old: bool) -> dict[str, Any]:
     return out
 
 
-def test_schema_evolution_over_http(
-    tmp_path: Path, kafka_bootstrap: str, make_topic: Any, registry: SchemaRegistryHandle
+def _serializer(client: SchemaRegistryClient, schema: dict[str, Any]) -> AvroSerializer:
+    """confluent-kafka's serializer, registering its schema under ``<topic>-value`` on first use."""
+    return AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True})
+
+
+def test_schema_evolution_under_the_registrys_compatibility_rule(
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Any, schema_registry_url: str
 ) -> None:
     orders, signups = make_topic(partitions=1, prefix="orders"), make_topic(partitions=1, prefix="signups")
-    config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+    config_path = _config(tmp_path, orders, signups, schema_registry_url, kafka_bootstrap)
     config = load_config(config_path, env={})
+    subject = f"{orders}-value"
     reader = json.loads((SCHEMAS / "orders.avsc").read_text())
-    client = SchemaRegistryClient({"url": registry.url})
+    client = SchemaRegistryClient({"url": schema_registry_url, "max.retries": 0})
+    client.set_compatibility(subject, "BACKWARD")  # Confluent's default, said explicitly for this subject
+    ctx = SerializationContext(orders, MessageField.VALUE)
     record = decoded("orders", order())
     old_record = {k: v for k, v in record.items() if k not in ("order_status_url", "channel")}
     new_record = {**record, "gift_message": "enjoy"}
+    # Each step adds fields with defaults: a BACKWARD-compatible evolution the registry accepts.
     values = [
-        Encoder(
-            _evolve(reader, old=True), Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value"
-        ).encode(old_record),
-        Encoder(reader, Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value").encode(record),
-        Encoder(
-            _evolve(reader, old=False), Encoding.CONFLUENT, registry_client=client, subject=f"{orders}-value"
-        ).encode(new_record),
+        _serializer(client, _evolve(reader, old=True))(old_record, ctx),
+        _serializer(client, reader)(record, ctx),
+        _serializer(client, _evolve(reader, old=False))(new_record, ctx),
     ]
     assert len({v[1:5] for v in values}) == 3  # three writer schema ids
-    assert client.get_versions(f"{orders}-value") == [1, 2, 3]
+    assert client.get_versions(subject) == [1, 2, 3]
+
+    # Incompatible next versions are refused by the registry itself (409) and leave the subject as it was.
+    required = copy.deepcopy(reader)
+    required["fields"].append({"name": "loyalty_tier", "type": "string"})  # no default: old data unreadable
+    retyped = copy.deepcopy(reader)
+    next(f for f in retyped["fields"] if f["name"] == "cancel_reason")["type"] = ["null", "long"]
+    for bad in (required, retyped):
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.register_schema(subject, Schema(json.dumps(bad), "AVRO"))
+        assert refused.value.http_status_code == 409, refused.value
+    with pytest.raises(SchemaRegistryError) as refused_by_serializer:
+        _serializer(client, required)({**record, "loyalty_tier": "gold"}, ctx)
+    assert refused_by_serializer.value.http_status_code == 409
+    assert client.get_versions(subject) == [1, 2, 3]
+
     producer = samples.Producer(samples.producer_config(config, kafka_bootstrap))
     for v in values:
         producer.produce(orders, key=b"cust-1", value=v)
     assert producer.flush(30) == 0
+    # The connector decodes every writer version with the topic's reader schema (schemas/orders.avsc).
     router = Router.from_config(config)
     results = [router.route(_source(m)) for m in consume_all(kafka_bootstrap, orders, 3)]
     bodies = [r.calls[0].body for r in results]
@@ -193,38 +221,41 @@ def test_schema_evolution_over_http(
 
 
 def test_registry_outage_is_transient_and_unknown_ids_permanent(
-    tmp_path: Path, kafka_bootstrap: str, make_topic: Any
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Any, schema_registry_url: str
 ) -> None:
+    """Fault injection: the real registry behind :class:`RegistryProxy` (503 on demand, then gone)."""
     orders, signups = make_topic(partitions=1, prefix="orders"), make_topic(partitions=1, prefix="signups")
-    with start_schema_registry() as registry:
-        config_path = _config(tmp_path, orders, signups, registry, kafka_bootstrap)
+    client = SchemaRegistryClient({"url": schema_registry_url})
+    value = _serializer(client, json.loads((SCHEMAS / "orders.avsc").read_text()))(
+        decoded("orders", order()), SerializationContext(orders, MessageField.VALUE)
+    )
+    other_id = client.register_schema(f"{orders}-unrelated", Schema(json.dumps({"type": "string"}), "AVRO"))
+    with RegistryProxy(schema_registry_url) as proxy:
+        config_path = _config(tmp_path, orders, signups, proxy.url, kafka_bootstrap)
         # The registry client from the config, with retries off so the outage shows at once.
         text = config_path.read_text().replace(
-            f"url: {registry.url}", f"url: {registry.url}\n    client: {{max.retries: '0'}}"
+            f"url: {proxy.url}", f"url: {proxy.url}\n    client: {{max.retries: '0'}}"
         )
         config_path.write_text(text)
-        client = SchemaRegistryClient({"url": registry.url})
-        value = Encoder(
-            json.loads((SCHEMAS / "orders.avsc").read_text()),
-            Encoding.CONFLUENT,
-            registry_client=client,
-            subject=f"{orders}-value",
-        ).encode(decoded("orders", order()))
-        client.register_schema("unrelated", Schema(json.dumps({"type": "string"}), "AVRO"))
         config = load_config(config_path, env={})
         router = Router.from_config(config)
-        registry.fail_with(503)
+        proxy.fail_with(503)
         record = SourceRecord(orders, 0, 0, b"k", value)
         with pytest.raises(RegistryUnavailableError):
             router.route(record)
+        assert proxy.request_count >= 1 and proxy.forwarded == 0
         assert router.needs_registry(record)  # nothing cached; retry later
-        registry.fail_with(None)
-        assert router.route(record).calls  # healed: the same record now routes
-        unknown = router.route(SourceRecord(orders, 0, 1, b"k", b"\x00\x00\x00\x03\xe7" + value[5:]))
+        proxy.fail_with(None)
+        assert router.route(record).calls  # healed: the same record now routes, fetched from the registry
+        assert proxy.forwarded >= 1
+        never_issued = (2**31 - 1).to_bytes(4, "big")
+        unknown = router.route(SourceRecord(orders, 0, 1, b"k", b"\x00" + never_issued + value[5:]))
         assert isinstance(unknown.error, DecodeError) and unknown.error.reason == "unknown_schema"
-        mismatched = router.route(SourceRecord(orders, 0, 2, b"k", b"\x00\x00\x00\x00\x02" + value[5:]))
+        mismatched = router.route(
+            SourceRecord(orders, 0, 2, b"k", b"\x00" + other_id.to_bytes(4, "big") + value[5:])
+        )
         assert isinstance(mismatched.error, DecodeError) and mismatched.error.reason == "incompatible"
-    # registry process gone (connection refused): transient, not a dead letter
+    # registry gone (the proxy's port is closed: connection refused): transient, not a dead letter
     fresh = Router.from_config(load_config(config_path, env={}))
     started = time.monotonic()
     with pytest.raises(RegistryUnavailableError, match="unreachable"):

@@ -1,7 +1,9 @@
 """Bad input goes to the dead-letter topic with the right headers; the records behind it are delivered.
 
 Also: a Schema Registry outage is not bad input — records are held (not dead-lettered) and delivered
-when it comes back.
+when it comes back. The registry is the session's real one (Apicurio, Confluent-compatible API); the outage
+test reaches it through :class:`tests.integration.registry_proxy.RegistryProxy`, a forwarding proxy that
+answers 503 while "sick" — fault injection a real registry cannot do by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from connector import samples
-from connector.devkafka.schema_registry import SchemaRegistryHandle, start_schema_registry
 from connector.pipeline.connector import Connector
 from tests.integration.engine_support import (
     JournalView,
@@ -25,15 +26,16 @@ from tests.integration.engine_support import (
     produce_raw,
     read_all,
 )
+from tests.integration.registry_proxy import RegistryProxy
 from tests.support import SandboxProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def registry() -> Iterator[SchemaRegistryHandle]:
-    with start_schema_registry() as handle:
-        yield handle
+def registry_proxy(schema_registry_url: str) -> Iterator[RegistryProxy]:
+    with RegistryProxy(schema_registry_url) as proxy:
+        yield proxy
 
 
 async def run_until(connector: Connector, predicate: Callable[[], bool], timeout_s: float) -> None:
@@ -53,7 +55,7 @@ async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     sandbox: SandboxProcess,
-    registry: SchemaRegistryHandle,
+    schema_registry_url: str,
 ) -> None:
     stack = make_stack(
         tmp_path,
@@ -63,7 +65,7 @@ async def test_bad_records_are_dead_lettered_with_headers_and_later_records_flow
         kinds=["orders", "signups"],
         partitions=1,
         topic_overrides={"orders": {"encoding": "confluent"}},
-        registry_url=registry.url,
+        registry_url=schema_registry_url,
     )
     config = stack.config
     orders, signups = stack.topics["orders"], stack.topics["signups"]
@@ -142,7 +144,7 @@ async def test_a_schema_registry_outage_holds_records_and_dead_letters_nothing(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     sandbox: SandboxProcess,
-    registry: SchemaRegistryHandle,
+    registry_proxy: RegistryProxy,
 ) -> None:
     stack = make_stack(
         tmp_path,
@@ -152,7 +154,7 @@ async def test_a_schema_registry_outage_holds_records_and_dead_letters_nothing(
         kinds=["loyalty"],
         partitions=1,
         topic_overrides={"loyalty": {"encoding": "confluent"}},
-        registry_url=registry.url,
+        registry_url=registry_proxy.url,
     )
     config = stack.config
     samples.produce(
@@ -161,16 +163,24 @@ async def test_a_schema_registry_outage_holds_records_and_dead_letters_nothing(
         list(samples.generate("loyalty", 20, seed=1)),
         bootstrap=kafka_bootstrap,
     )
-    registry.fail_with(503)
+    registry_proxy.fail_with(503)
+    refused_before = registry_proxy.request_count
     connector = Connector(config)
     stop = asyncio.Event()
     task = asyncio.create_task(connector.run(stop))
     try:
-        await asyncio.sleep(4)
+        # Wait until everything is consumed and the connector has asked the sick registry more than once
+        # (it retried instead of giving up), then check that nothing moved.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            connector.stats()["consumed"] == 20 and registry_proxy.request_count - refused_before >= 2
+        ):
+            await asyncio.sleep(0.1)
         assert connector.stats()["consumed"] == 20
+        assert registry_proxy.request_count - refused_before >= 2, "the connector never retried the registry"
         assert connector.stats()["delivered"] == 0
         assert connector.stats()["dead_lettered"] == 0
-        registry.fail_with(None)
+        registry_proxy.fail_with(None)
         deadline = time.monotonic() + 30
         while connector.stats()["delivered"] < 20 and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -1,10 +1,20 @@
-"""The Grafana dashboard: structure, PromQL validity, and that every queried metric is exported by the code."""
+"""The Grafana dashboard: Grafana's own schema, structure, PromQL validity, and that every queried metric is
+exported by the code.
+
+No Grafana server is obtainable here; the schema check uses Grafana's published dashboard models
+(``grafana-foundation-sdk``, generated from Grafana's schema): the JSON is parsed into the typed models and
+written back out, and every key the schema does not know is dropped on the way — so a misspelt key shows up
+in the diff. The PromQL of every panel is run against a live connector in
+``tests/integration/test_prometheus_alerts.py``.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +37,93 @@ SOURCE = CHART / "files" / "attentive-connector.json"
 COPY = REPO / "ops" / "grafana" / "attentive-connector.json"
 
 
+# Keys real Grafana reads that the SDK's models do not carry (a round trip drops them): the only drops allowed.
+# Paths use [*] for any list index.
+ALLOWED_DROPS = frozenset(
+    {
+        "/__inputs",  # the export format's data-source prompts on import, outside the dashboard model
+        "/templating/list[*]/definition",  # a query variable's query as text, shown by Grafana's editor
+    }
+)
+
+
+def grafana_round_trip(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` parsed into grafana-foundation-sdk's typed Dashboard model and written back out as JSON."""
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    plugins.register_default_plugins()  # panel and query types (timeseries, stat, prometheus, ...)
+    model = Dashboard.from_json(copy.deepcopy(doc))
+    out: dict[str, Any] = json.loads(json.dumps(model, cls=JSONEncoder))
+    return out
+
+
+def lost_in_round_trip(original: Any, back: Any, path: str = "") -> list[tuple[str, str]]:
+    """``(path, what)`` for every key of ``original`` missing from ``back`` or whose value changed.
+
+    Keys only ``back`` has are the schema's defaults filled in, and are fine.
+    """
+    if isinstance(original, dict) and isinstance(back, dict):
+        out: list[tuple[str, str]] = []
+        for key, value in original.items():
+            if key not in back:
+                out.append((f"{path}/{key}", "dropped"))
+            else:
+                out.extend(lost_in_round_trip(value, back[key], f"{path}/{key}"))
+        return out
+    if isinstance(original, list) and isinstance(back, list) and len(original) == len(back):
+        return [
+            hit
+            for i, (a, b) in enumerate(zip(original, back))
+            for hit in lost_in_round_trip(a, b, f"{path}[{i}]")
+        ]
+    return [] if original == back else [(path, f"changed {original!r} -> {back!r}")]
+
+
+def _pattern(path: str) -> str:
+    return re.sub(r"\[\d+\]", "[*]", path)
+
+
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(SOURCE.read_text())
     return doc
+
+
+def test_dashboard_survives_grafanas_schema_models(dashboard: dict[str, Any]) -> None:
+    lost = lost_in_round_trip(dashboard, grafana_round_trip(dashboard))
+    unexpected = [(p, what) for p, what in lost if _pattern(p) not in ALLOWED_DROPS]
+    assert unexpected == []
+    # The allow-list stays as short as it must be: every entry is still needed.
+    assert {_pattern(p) for p, _ in lost} == ALLOWED_DROPS
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["panels"][1].update(gridpos=d["panels"][1].pop("gridPos")), "/panels[1]/gridpos"),
+        (
+            lambda d: d["panels"][1]["fieldConfig"]["defaults"].update(
+                units=d["panels"][1]["fieldConfig"]["defaults"].pop("unit", "short")
+            ),
+            "/panels[1]/fieldConfig/defaults/units",
+        ),
+        (
+            lambda d: d["panels"][2]["targets"][0].update(exp=d["panels"][2]["targets"][0].pop("expr")),
+            "/panels[2]/targets[0]/exp",
+        ),
+        (lambda d: d["templating"]["list"][1].update(incudeAll=True), "/templating/list[1]/incudeAll"),
+    ],
+    ids=["gridPos", "fieldConfig.defaults.unit", "targets[].expr", "templating.includeAll"],
+)
+def test_the_schema_check_catches_a_misspelt_key(
+    dashboard: dict[str, Any], mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    broken = copy.deepcopy(dashboard)
+    mutate(broken)
+    lost = lost_in_round_trip(broken, grafana_round_trip(broken))
+    assert (expected, "dropped") in lost
 
 
 def _panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
