@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0  # a cold start on a loaded 2-core machine took 17 s
 
 
 class KubeStartError(RuntimeError):
