@@ -25,6 +25,8 @@ KEDA_VERSION=v2.21.0
 command -v go >/dev/null || { echo "ops/k8s/build.sh: go is needed to build etcd and kube-apiserver"; exit 1; }
 export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local
 mkdir -p "$BIN" "$WORK" "$CRDS"
+# One build at a time per cache (parallel `make test` runs on one machine share .cache).
+if command -v flock >/dev/null; then exec 9>"$CACHE/k8s/.build.lock" && flock 9; fi
 
 log() { echo "ops/k8s/build.sh: [${SECONDS}s] $*"; }
 
