@@ -15,7 +15,7 @@ ARGS ?=
 export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
 export HELM := $(CURDIR)/$(HELM)
 
-.PHONY: setup tools kafka-jars registry-jars helm promtool lint format sync test unit demo bench clean
+.PHONY: setup tools kafka-jars registry-jars helm promtool k8s lint format sync test unit demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -45,7 +45,12 @@ promtool:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 	@promtool --version | head -n 1
 
-tools: setup kafka-jars registry-jars helm promtool
+# etcd, kube-apiserver and kubectl built from the Go module proxy, the operators' CRDs: the chart's tests run
+# against a real API server (ops/k8s/build.sh; skips what .cache already holds).
+k8s:
+	ops/k8s/build.sh
+
+tools: setup kafka-jars registry-jars helm promtool k8s
 
 lint: setup
 	$(BIN)/ruff check connector tests bench ops

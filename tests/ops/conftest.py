@@ -1,8 +1,9 @@
-"""Fixtures for the deployment artefacts: the helm and promtool binaries, and chart rendering.
+"""Fixtures for the deployment artefacts: the helm and promtool binaries, chart rendering, and a real
+Kubernetes API server (etcd + kube-apiserver, see :mod:`tests.ops.kube`) with the operators' real CRDs.
 
-Tools come from ``$HELM`` / ``$PROMTOOL``, else the Makefile's ``.cache/bin``, else PATH. When one is
-missing the tests that need it are skipped on a workstation but FAIL under ``CI=true``: CI must never pass
-by not checking.
+Tools come from ``$HELM`` / ``$PROMTOOL`` / ``$ETCD`` / ``$KUBE_APISERVER`` / ``$KUBECTL``, else the
+Makefile's ``.cache/bin``, else PATH. When one is missing the tests that need it are skipped on a workstation
+but FAIL under ``CI=true``: CI must never pass by not checking.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.ops.crd_schemas import CRD_DIR, crd_files
+from tests.ops.kube import KubeBinaries, KubeCluster
 from tests.support import REPO
 
 CHART = REPO / "helm" / "attentive-connector"
@@ -31,7 +34,7 @@ def _find_tool(env: str, *candidates: Path) -> str | None:
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return str(c)
-    return shutil.which(env.lower())
+    return shutil.which(env.lower().replace("_", "-"))
 
 
 def _require(env: str, found: str | None, how: str) -> str:
@@ -53,6 +56,46 @@ def promtool_bin() -> str:
     return _require(
         "PROMTOOL", _find_tool("PROMTOOL", REPO / ".cache" / "bin" / "promtool"), "run `make promtool`"
     )
+
+
+@pytest.fixture(scope="session")
+def kube_binaries() -> KubeBinaries:
+    how = "run `make k8s` (ops/k8s/build.sh)"
+    found = {
+        env: _require(env, _find_tool(env, REPO / ".cache" / "bin" / env.lower().replace("_", "-")), how)
+        for env in ("ETCD", "KUBE_APISERVER", "KUBECTL")
+    }
+    return KubeBinaries(etcd=found["ETCD"], kube_apiserver=found["KUBE_APISERVER"], kubectl=found["KUBECTL"])
+
+
+@pytest.fixture(scope="session")
+def crds() -> list[Path]:
+    """The real prometheus-operator and KEDA CRD files (ops/k8s/build.sh puts them under .cache/k8s)."""
+    files = crd_files()
+    kinds = {yaml.safe_load(f.read_text())["spec"]["names"]["kind"] for f in files}
+    missing = sorted(
+        {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"} - kinds
+    )
+    if missing:
+        _require("CRDS", None, f"run `make k8s` ({CRD_DIR} lacks {', '.join(missing)})")
+    return files
+
+
+@pytest.fixture(scope="session")
+def kube(kube_binaries: KubeBinaries, crds: list[Path]) -> Iterator[KubeCluster]:
+    """A running API server with the operators' CRDs installed and established; stopped at session end."""
+    cluster = KubeCluster(kube_binaries)
+    cluster.start()
+    try:
+        for f in crds:
+            # Server-side apply: the biggest CRDs exceed the client-side last-applied annotation limit.
+            out = cluster.kubectl("apply", "--server-side", "-f", str(f))
+            assert out.returncode == 0, f"{f.name}: {out.stderr}"
+        out = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        assert out.returncode == 0, out.stderr
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class Rendered:

@@ -1,180 +1,82 @@
-"""Structural schemas for the custom resources the chart renders, which kubernetes-validate does not ship.
+"""The operators' real CRDs, for the custom resources the chart renders (kubernetes-validate ships none).
 
-Each schema is a strict subset of the operator's CRD (prometheus-operator ``monitoring.coreos.com/v1``,
-KEDA ``keda.sh/v1alpha1``): the fields the chart uses, with their types and required keys, closed with
-``additionalProperties: false`` so a misspelt field in a template fails. Field names follow the CRDs'
-OpenAPI schemas (prometheus-operator v0.7x, KEDA 2.1x).
+``ops/k8s/build.sh`` puts them under ``.cache/k8s/crds/``: prometheus-operator's ``monitoring.coreos.com/v1``
+CRDs generated with controller-gen from its ``pkg/apis/monitoring`` module, and KEDA's published CRDs from
+its module zip. The same files are installed into the test API server (``tests/ops/test_kube.py``); here
+their ``openAPIV3Schema`` serves as an offline JSON-schema check, closed with ``additionalProperties: false``
+wherever the CRD lists its fields, so a misspelt field fails here as it fails strict server-side validation
+(the API server itself would silently prune it without ``--validate=strict``). CEL rules
+(``x-kubernetes-validations``) are only checked by the API server.
 """
 
 from __future__ import annotations
 
+import copy
+import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-_STR: dict[str, Any] = {"type": "string"}
-_LABELS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
-_DURATION: dict[str, Any] = {
-    "type": "string",
-    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
-}
+import yaml
+
+from tests.support import REPO
+
+CRD_DIR = REPO / ".cache" / "k8s" / "crds"
+KEDA_SOURCE_DIR = CRD_DIR.parent / "keda-source"
 
 
-def _closed(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "properties": props, "required": required or []}
+def crd_files() -> list[Path]:
+    return sorted(CRD_DIR.glob("*/*.yaml"))
 
 
-_METADATA = _closed(
-    {"name": _STR, "namespace": _STR, "labels": _LABELS, "annotations": _LABELS}, ["name", "namespace"]
-)
-_SELECTOR = _closed({"matchLabels": _LABELS})
-_NAMESPACE_SELECTOR = _closed({"matchNames": {"type": "array", "items": _STR}, "any": {"type": "boolean"}})
-_RELABELINGS: dict[str, Any] = {
-    "type": "array",
-    "items": _closed(
-        {
-            "sourceLabels": {"type": "array", "items": _STR},
-            "separator": _STR,
-            "targetLabel": _STR,
-            "regex": _STR,
-            "modulus": {"type": "integer"},
-            "replacement": _STR,
-            "action": {
-                "enum": [
-                    "replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep",
-                    "lowercase", "uppercase", "keepequal", "dropequal",
-                ]
-            },
-        }
-    ),
-}  # fmt: skip
-_ENDPOINT = _closed(
-    {
-        "port": _STR,
-        "path": _STR,
-        "interval": _DURATION,
-        "scrapeTimeout": _DURATION,
-        "relabelings": _RELABELINGS,
-        "metricRelabelings": _RELABELINGS,
-    },
-    ["port"],
-)
-_RULE = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "alert": _STR,
-        "record": _STR,
-        "expr": _STR,
-        "for": _DURATION,
-        "labels": _LABELS,
-        "annotations": _LABELS,
-    },
-    "required": ["expr"],
-    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
-}
+def _closed(node: Any) -> Any:
+    """A copy of a structural schema where every object that lists its properties accepts no others."""
+    if isinstance(node, list):
+        return [_closed(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: (v if k == "x-kubernetes-validations" else _closed(v)) for k, v in node.items()}
+    pattern = node.get("pattern")
+    if isinstance(pattern, str) and "(?i)" in pattern and not pattern.startswith("(?i)"):
+        # Go allows inline flags mid-pattern ("^(?i)(abort|warn)?$"); Python only at the start.
+        out["pattern"] = "(?i)" + pattern.replace("(?i)", "")
+    if "properties" in node:
+        out["properties"] = {name: _closed(sub) for name, sub in node["properties"].items()}
+        if "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    return out
 
 
-def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return _closed(
-        {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": _METADATA, "spec": spec},
-        ["apiVersion", "kind", "metadata", "spec"],
-    )
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """``(apiVersion, kind)`` → the closed JSON schema of that served version, for every cached CRD."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in crd_files():
+        crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
+                schemas[(f"{group}/{version['name']}", kind)] = _closed(schema)
+    return schemas
 
 
-CRD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ServiceMonitor": _resource(
-        "monitoring.coreos.com/v1",
-        "ServiceMonitor",
-        _closed(
-            {
-                "namespaceSelector": _NAMESPACE_SELECTOR,
-                "selector": _SELECTOR,
-                "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-            },
-            ["selector", "endpoints"],
-        ),
-    ),
-    "PodMonitor": _resource(
-        "monitoring.coreos.com/v1",
-        "PodMonitor",
-        _closed(
-            {
-                "namespaceSelector": _NAMESPACE_SELECTOR,
-                "selector": _SELECTOR,
-                "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-            },
-            ["selector", "podMetricsEndpoints"],
-        ),
-    ),
-    "PrometheusRule": _resource(
-        "monitoring.coreos.com/v1",
-        "PrometheusRule",
-        _closed(
-            {
-                "groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": _closed(
-                        {"name": _STR, "interval": _DURATION, "rules": {"type": "array", "items": _RULE}},
-                        ["name", "rules"],
-                    ),
-                }
-            },
-            ["groups"],
-        ),
-    ),
-    "ScaledObject": _resource(
-        "keda.sh/v1alpha1",
-        "ScaledObject",
-        _closed(
-            {
-                "scaleTargetRef": _closed(
-                    {"name": _STR, "kind": _STR, "apiVersion": _STR, "envSourceContainerName": _STR}, ["name"]
-                ),
-                "minReplicaCount": {"type": "integer", "minimum": 0},
-                "maxReplicaCount": {"type": "integer", "minimum": 1},
-                "pollingInterval": {"type": "integer", "minimum": 1},
-                "cooldownPeriod": {"type": "integer", "minimum": 0},
-                "triggers": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": _closed(
-                        {
-                            "type": {"const": "kafka"},
-                            "metadata": {"type": "object", "additionalProperties": _STR},
-                            "authenticationRef": _closed({"name": _STR, "kind": _STR}, ["name"]),
-                        },
-                        ["type", "metadata"],
-                    ),
-                },
-            },
-            ["scaleTargetRef", "triggers"],
-        ),
-    ),
-    "TriggerAuthentication": _resource(
-        "keda.sh/v1alpha1",
-        "TriggerAuthentication",
-        _closed(
-            {
-                "secretTargetRef": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": _closed(
-                        {"parameter": _STR, "name": _STR, "key": _STR}, ["parameter", "name", "key"]
-                    ),
-                }
-            }
-        ),
-    ),
-}
+def _keda_keys(order: str) -> frozenset[str]:
+    """The ``keda:"name=…, order=…"`` parameter names KEDA's Kafka scaler reads (its own source)."""
+    source = (KEDA_SOURCE_DIR / "kafka_scaler.go").read_text(encoding="utf-8")
+    keys: set[str] = set()
+    for tag in re.findall(r'keda:"([^"]*)"', source):
+        fields = dict(f.strip().partition("=")[::2] for f in tag.split(","))
+        if order in fields.get("order", "").split(";"):
+            keys.update(fields.get("name", "").split(";"))
+    return frozenset(k for k in keys if k)
 
-# Trigger metadata keys KEDA's Kafka scaler accepts (keda-docs, scalers/apache-kafka).
-KAFKA_TRIGGER_KEYS = frozenset(
-    {
-        "bootstrapServers", "consumerGroup", "topic", "lagThreshold", "activationLagThreshold",
-        "offsetResetPolicy", "allowIdleConsumers", "scaleToZeroOnInvalidOffset", "excludePersistentLag",
-        "limitToPartitionsWithLag", "partitionLimitation", "sasl", "tls", "version",
-    }
-)  # fmt: skip
-KAFKA_TRIGGER_AUTH_PARAMS = frozenset(
-    {"sasl", "username", "password", "tls", "ca", "cert", "key", "keyPassword"}
-)
+
+def kafka_trigger_keys() -> frozenset[str]:
+    """Trigger metadata keys KEDA's Kafka scaler accepts."""
+    return _keda_keys("triggerMetadata")
+
+
+def kafka_trigger_auth_params() -> frozenset[str]:
+    """TriggerAuthentication parameters KEDA's Kafka scaler reads."""
+    return _keda_keys("authParams")

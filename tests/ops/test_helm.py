@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import shutil
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import yaml
 
 from connector.config import ConnectorConfig, EnvOverrides
 from tests.ops.conftest import CHART, CI_VALUES, KUBE_VERSION, Rendered, run_helm
-from tests.ops.crd_schemas import CRD_SCHEMAS, KAFKA_TRIGGER_AUTH_PARAMS, KAFKA_TRIGGER_KEYS
+from tests.ops.crd_schemas import crd_schemas, kafka_trigger_auth_params, kafka_trigger_keys
 
 Render = Callable[..., Rendered]
 RenderError = Callable[..., str]
@@ -41,6 +42,7 @@ def test_ci_folder_exercises_the_options() -> None:
         "prometheusRule:",
         "sasl:",
         "existingSecret",
+        "priorityClass:",
     ):
         assert option in blob, f"no ci/ values file exercises {option}"
 
@@ -59,13 +61,20 @@ def test_helm_lint_strict(helm_bin: str, values: Path | None) -> None:
 
 
 @pytest.mark.parametrize("values", VALUES_CASES)
-def test_every_rendered_manifest_is_valid_kubernetes(render: Render, values: Path | None) -> None:
+def test_every_rendered_manifest_is_valid_kubernetes(
+    render: Render, crds: list[Path], values: Path | None
+) -> None:
+    """The fast offline check; tests/ops/test_kube.py submits the same renderings to a real API server."""
     rendered = render(_files(values))
     assert rendered.has("Deployment") and rendered.has("ConfigMap")
+    schemas = crd_schemas()
     for doc in rendered.docs:
         kind = doc["kind"]
-        if kind in CRD_SCHEMAS:
-            jsonschema.validate(doc, CRD_SCHEMAS[kind])
+        if (doc["apiVersion"], kind) in schemas:
+            try:
+                jsonschema.validate(doc, schemas[(doc["apiVersion"], kind)])
+            except jsonschema.ValidationError as exc:
+                pytest.fail(f"{kind}/{doc['metadata']['name']} invalid for its CRD: {exc.message}")
             continue
         for version in KUBE_VERSIONS:
             try:
@@ -74,6 +83,21 @@ def test_every_rendered_manifest_is_valid_kubernetes(render: Render, values: Pat
                 pytest.fail(
                     f"{kind}/{doc['metadata']['name']} invalid for Kubernetes {version}: {exc.message}"
                 )
+
+
+def test_offline_crd_schemas_reject_a_misspelt_field_and_a_bad_duration(
+    render: Render, crds: list[Path]
+) -> None:
+    rendered = render([CHART / "ci" / "04-hpa-monitoring-values.yaml"])
+    schemas = crd_schemas()
+    sm = copy.deepcopy(rendered.one("ServiceMonitor"))
+    sm["spec"]["endpoints"][0]["scrapeInterval"] = "15s"  # the field is called interval
+    with pytest.raises(jsonschema.ValidationError, match="scrapeInterval"):
+        jsonschema.validate(sm, schemas[("monitoring.coreos.com/v1", "ServiceMonitor")])
+    rule = copy.deepcopy(rendered.one("PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
+    with pytest.raises(jsonschema.ValidationError, match="ten minutes"):
+        jsonschema.validate(rule, schemas[("monitoring.coreos.com/v1", "PrometheusRule")])
 
 
 @pytest.mark.parametrize("values", VALUES_CASES)
@@ -381,21 +405,21 @@ def test_hpa_caps_replicas_at_the_partition_count(render: Render) -> None:
     assert not rendered.has("ScaledObject")
 
 
-def test_keda_scales_on_group_lag_with_the_connectors_secrets(render: Render) -> None:
+def test_keda_scales_on_group_lag_with_the_connectors_secrets(render: Render, crds: list[Path]) -> None:
     rendered = render([CHART / "ci" / "03-keda-values.yaml"])
     so = rendered.one("ScaledObject")["spec"]
     assert so["maxReplicaCount"] == 6  # 24 requested, 6 partitions
     assert so["minReplicaCount"] == 2
     (trigger,) = so["triggers"]
     meta = trigger["metadata"]
-    assert set(meta) <= KAFKA_TRIGGER_KEYS
+    assert set(meta) <= kafka_trigger_keys()  # what KEDA's Kafka scaler reads (its source)
     assert meta["bootstrapServers"] == "kafka:9092"
     assert meta["consumerGroup"] == "attentive-connector"
     assert (meta["sasl"], meta["tls"], meta["allowIdleConsumers"]) == ("scram_sha256", "enable", "false")
     auth = rendered.one("TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
-    assert set(refs) <= KAFKA_TRIGGER_AUTH_PARAMS
+    assert set(refs) <= kafka_trigger_auth_params()
     assert refs["password"] == {
         "parameter": "password",
         "name": "rel-attentive-connector-kafka-sasl",
@@ -404,6 +428,26 @@ def test_keda_scales_on_group_lag_with_the_connectors_secrets(render: Render) ->
     assert "replicas" not in rendered.one("Deployment")["spec"]
     assert not rendered.has("HorizontalPodAutoscaler")
     assert rendered.one("PodDisruptionBudget")
+
+
+def test_priority_class_is_created_only_when_asked(render: Render) -> None:
+    rendered = render([CHART / "ci" / "04-hpa-monitoring-values.yaml"])
+    pc = rendered.one("PriorityClass")
+    assert (
+        pc["metadata"]["name"]
+        == rendered.deployment_pod()["spec"]["priorityClassName"]
+        == "business-critical"
+    )
+    assert (pc["value"], pc["globalDefault"], pc["preemptionPolicy"]) == (
+        100000,
+        False,
+        "PreemptLowerPriority",
+    )
+    named = render(set_values=["priorityClassName=platform-high"])
+    assert named.deployment_pod()["spec"]["priorityClassName"] == "platform-high"
+    assert not named.has("PriorityClass")  # the cluster's admins own it
+    assert not render().has("PriorityClass")
+    assert "priorityClassName" not in render().deployment_pod()["spec"]
 
 
 def test_keda_without_kafka_auth_has_no_trigger_authentication(render: Render) -> None:
@@ -505,7 +549,7 @@ def test_names_and_labels(render: Render) -> None:
     for doc in rendered.docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == "attentive-connector"
-        if doc["kind"] != "Pod":
+        if doc["kind"] not in ("Pod", "PriorityClass"):  # the class's name is the user's choice
             assert doc["metadata"]["name"].startswith("attentive-connector")  # no "x-attentive-connector-..."
             assert labels["owner"] == "crm-platform"
     pod_meta = rendered.deployment_pod()["metadata"]

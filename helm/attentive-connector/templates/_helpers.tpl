@@ -163,6 +163,9 @@ comes in through ATTENTIVE_API_KEY_FILE, SASL credentials through KAFKA_SASL_USE
 {{- if and (or .Values.kafka.tls.certKey .Values.kafka.tls.keyKey) (not .Values.kafka.tls.existingSecret) }}
 {{- fail "kafka.tls: certKey/keyKey name keys of kafka.tls.existingSecret; set existingSecret" }}
 {{- end }}
+{{- if and .Values.priorityClass.create (not .Values.priorityClassName) }}
+{{- fail "priorityClass.create needs priorityClassName (the name of the PriorityClass to create)" }}
+{{- end }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 (include "attentive-connector.drainSeconds" .)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.delivery.shutdown_grace_s (%v), or pods are killed mid-drain" .Values.terminationGracePeriodSeconds (include "attentive-connector.drainSeconds" .)) }}
 {{- end }}
