@@ -341,12 +341,12 @@ def main() -> int:
         broker = start_local_kafka(port=args.port)
     except KeyboardInterrupt:
         return 130
-    print(
-        f"kafka listening on {broker.bootstrap_servers} "
-        f"(pid {broker.process.pid}, data {broker.workdir}, log: {broker.log_path})",
-        flush=True,
-    )
-    try:
+    try:  # from here on the broker is ours to stop, whenever the signal lands
+        print(
+            f"kafka listening on {broker.bootstrap_servers} "
+            f"(pid {broker.process.pid}, data {broker.workdir}, log: {broker.log_path})",
+            flush=True,
+        )
         broker.process.wait()
     except KeyboardInterrupt:
         pass
