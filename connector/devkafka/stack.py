@@ -142,6 +142,9 @@ def serve(state_dir: Path, ports: StackPorts, config_path: Path) -> int:
             _say("ready")
             while not stop.wait(1.0):
                 pass
+    except ConfigError as exc:
+        _say(f"error: {exc}")
+        return 2
     except Exception as exc:
         _say(f"error: {type(exc).__name__}: {exc}")
         return 1
@@ -233,6 +236,7 @@ def up(state_dir: Path, ports: StackPorts, config_path: Path, *, timeout_s: floa
         return 0
     if _read_pid(state_dir) is not None:
         raise ConfigError(f"a stack is starting or stuck in {state_dir}: run `attentive-connector dev down`")
+    _check_free(ports)  # before starting anything (the background process checks again)
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     log_path = state_dir / "stack.log"

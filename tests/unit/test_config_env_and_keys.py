@@ -136,6 +136,11 @@ def test_an_empty_key_file_is_never_sent(tmp_path: Path) -> None:
     ran = run_cli(["run", "--config", str(cfg)], env=env, timeout=60)
     assert ran.returncode == 2
     assert ran.stderr.strip().splitlines()[-1].startswith("error: ATTENTIVE_API_KEY_FILE: the API key file")
+    # validate says the same (it checks what run checks), and stays quiet when no key is configured at all.
+    checked = run_cli(["validate", "--config", str(cfg)], env=env, timeout=60)
+    assert checked.returncode == 1
+    assert checked.stdout.strip().splitlines() == [str(exc.value)]
+    assert run_cli(["validate", "--config", str(cfg)], env=env_without_overrides()).returncode == 0
 
 
 async def test_a_refused_key_says_where_it_came_from(tmp_path: Path) -> None:
