@@ -145,7 +145,9 @@ def values_with_config_defaults(values_text: str, config_text: str) -> str:
         begin = next(i for i, line in enumerate(lines) if line.rstrip("\n") == VALUES_BEGIN)
         end = next(i for i, line in enumerate(lines) if i > begin and line.rstrip("\n") == VALUES_END)
     except StopIteration:
-        raise SyncError(f"{VALUES_FILE.relative_to(REPO)} has no generated-defaults markers under config:") from None
+        raise SyncError(
+            f"{VALUES_FILE.relative_to(REPO)} has no generated-defaults markers under config:"
+        ) from None
     block = textwrap.indent(config_sections(config_text), "  ", lambda line: bool(line.strip()))
     return "".join([*lines[: begin + 1], block, *lines[end:]])
 
