@@ -131,9 +131,17 @@ def _check_free(ports: StackPorts) -> None:
 def serve(state_dir: Path, ports: StackPorts, config_path: Path) -> int:
     """The background process: start the stack, write ``env.json``, run until SIGTERM/SIGINT, clean up."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stop.is_set() and not ready.exists():
+            # Still starting: unwind from wherever we are, so what is already up is stopped again.
+            stop.set()
+            raise KeyboardInterrupt(f"signal {signum}")
+        stop.set()
+
     ready = state_dir / "env.json"
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     try:
         with local_stack(ports, config_path=config_path) as env:
             tmp = ready.with_suffix(".tmp")
@@ -142,6 +150,9 @@ def serve(state_dir: Path, ports: StackPorts, config_path: Path) -> int:
             _say("ready")
             while not stop.wait(1.0):
                 pass
+    except KeyboardInterrupt:
+        _say("interrupted while starting")
+        return 130
     except ConfigError as exc:
         _say(f"error: {exc}")
         return 2

@@ -198,3 +198,36 @@ def test_dev_up_then_every_readme_command_with_the_shipped_config_then_dev_down(
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", int(env[name])))  # free again
+
+
+def test_dev_down_while_the_stack_is_still_starting_leaves_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "dev-state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "PYTEST_"))}
+    env.update(ATTENTIVE_DEV_STATE=str(state), DEV_KAFKA_PORT=str(free_port()),
+               DEV_REGISTRY_PORT=str(free_port()), DEV_SANDBOX_PORT=str(free_port()))  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "connector", "dev", "up"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (state / "pid").exists(), timeout_s=60, what="the background process")
+        server = int((state / "pid").read_text())
+
+        def jvm() -> list[int]:
+            return [p for p in children(server) if b"kafka.Kafka" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+        wait_for(lambda: bool(jvm()), timeout_s=120, what="the broker JVM to start")
+        [broker] = jvm()
+        data = next(
+            Path(a.split("=", 1)[1])
+            for a in Path(f"/proc/{broker}/cmdline").read_bytes().decode().split("\0")
+            if a.startswith("-Dkafka.logs.dir=")
+        )
+        down = cli("attentive-connector dev down", env, timeout=180)
+        assert down.returncode == 0, down.stderr
+    finally:
+        out, err = up.communicate(timeout=120)
+    assert up.returncode != 0 and out == "", (out, err)  # no exports for a stack that never came up
+    for pid in (server, broker):
+        wait_for(lambda pid=pid: gone(pid), timeout_s=60, what=f"process {pid} to exit")
+    assert not data.exists() and not state.exists()
