@@ -2,6 +2,8 @@
 #   make demo    broker + Attentive sandbox + sample events + the connector, end to end
 #   make test    ruff, mypy, then the whole pytest suite (integration tests on a real Kafka broker)
 #   make bench   the benchmark (ARGS=--quick for the CI-sized run)
+#   make up      broker + Schema Registry + sandbox in the background, for running the commands yourself
+#   make down    stop what `make up` started
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,12 +12,20 @@ BIN := $(VENV)/bin
 CACHE := .cache
 HELM_VERSION := v3.22.0
 HELM := $(CACHE)/bin/helm
+# Kubernetes minor of helm's client-go (v0.37 → 1.37): the default "cluster" version `helm template/install`
+# checks a chart's kubeVersion against. A plain `go install` leaves helm at v1.20 and v3.22 (unstamped).
+HELM_K8S_MINOR := 37
+HELM_STAMP := $(CACHE)/bin/.helm-$(HELM_VERSION)-k8s1.$(HELM_K8S_MINOR)
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
+DEV_STATE ?= $(CACHE)/dev-stack
 ARGS ?=
 
 export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
 export HELM := $(CURDIR)/$(HELM)
 
-.PHONY: setup tools kafka-jars registry-jars helm promtool k8s lint format sync test unit demo bench clean
+.PHONY: setup tools kafka-jars registry-jars helm promtool k8s lint format sync test unit demo up down bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,11 +42,14 @@ kafka-jars: setup
 registry-jars: setup
 	$(BIN)/python -m connector.devkafka.apicurio --fetch-only
 
-$(HELM):
+# Rebuilt when the stamp is missing (e.g. a cache holding an unstamped helm from an older Makefile).
+$(HELM_STAMP):
 	@command -v go >/dev/null || { echo "go is needed to build helm ($(HELM_VERSION)) from the Go module proxy"; exit 1; }
-	GOBIN=$(CURDIR)/$(CACHE)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(CURDIR)/$(CACHE)/bin go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	[ "$$($(HELM) version --template '{{.Version}}')" = '$(HELM_VERSION)' ]
+	touch $@
 
-helm: $(HELM)
+helm: $(HELM_STAMP)
 
 # promtool and the Prometheus server (tests/integration/test_prometheus_alerts.py) ship in Debian's prometheus package.
 promtool:
@@ -73,6 +86,14 @@ unit: setup
 
 demo: setup kafka-jars registry-jars
 	$(BIN)/attentive-connector demo $(ARGS)
+
+# The local stack (broker, Schema Registry, Attentive sandbox) on fixed loopback ports, in the background;
+# prints the `export` lines for the README's commands. `make down` stops it and removes its data.
+up: setup kafka-jars registry-jars
+	@$(BIN)/attentive-connector dev up --state-dir $(DEV_STATE) $(ARGS)
+
+down: setup
+	@$(BIN)/attentive-connector dev down --state-dir $(DEV_STATE)
 
 bench: setup kafka-jars registry-jars
 	$(BIN)/python -m bench $(ARGS)

@@ -30,10 +30,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("connector.sandbox.cli", "run the local Attentive stand-in"),
     "produce-samples": ("connector.samples", "publish realistic sample events to a topic"),
     "demo": ("connector.demo", "broker + sandbox + samples + connector, end to end"),
+    "dev": ("connector.devkafka.stack", "local stack (broker, schema registry, sandbox): dev up | dev down"),
 }
 DLQ_COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("connector.pipeline.replay", "re-route dead-lettered records through the current rules"),
 }
+
+
+DESCRIPTION = (
+    "Kafka connector feeding Attentive: consume Avro events, route them through a rule table, deliver, "
+    "commit, dead-letter what can never be delivered. Also: python -m connector."
+)
 
 
 def _load(module: str) -> _Command:
@@ -41,7 +48,7 @@ def _load(module: str) -> _Command:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attentive-connector", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="attentive-connector", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"attentive-connector {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():

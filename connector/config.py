@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +20,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +32,19 @@ from connector.attentive.endpoints import Endpoint
 from connector.errors import ConfigError
 
 DEFAULT_METRICS_PORT = 9400
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str | None) -> str | None:
+    """A log level name, upper-cased; anything else is refused (``run`` would not know what to do)."""
+    if value is None:
+        return None
+    level = value.strip().upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 class _Strict(BaseModel):
@@ -117,21 +133,55 @@ class AttentiveSettings(_Strict):
     rate_limits: dict[Endpoint, float] = Field(default_factory=dict)
     # Slow down when x-ratelimit-remaining falls below this share of x-ratelimit-limit.
     rate_limit_headroom: float = Field(default=0.1, ge=0, lt=1)
+    # Where the key came from (an environment variable, the file's key, a flag), for error messages.
+    _key_origin: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AttentiveSettings:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError(
+                "api_key and api_key_file are both set: keep one (the key, or the file holding it)"
+            )
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key is empty: set the key, or remove the entry and use api_key_file")
+        return self
+
+    def with_key_origin(self, origin: str | None) -> AttentiveSettings:
+        """Record where the key came from (e.g. ``ATTENTIVE_API_KEY``); returns ``self``."""
+        self._key_origin = origin
+        return self
+
+    @property
+    def key_source(self) -> str:
+        """Where the key comes from, for messages: a variable, a config key or a flag (never the key)."""
+        if self._key_origin is not None:
+            return self._key_origin
+        if self.api_key is not None:
+            return "attentive.api_key"
+        if self.api_key_file is not None:
+            return "attentive.api_key_file"
+        return "nowhere (no key configured)"
 
     def rate_limit(self, endpoint: Endpoint) -> float:
         return self.rate_limits.get(endpoint, endpoint.default_rate_limit)
 
     def resolved_api_key(self) -> SecretStr:
-        """The key from ``api_key`` or, failing that, the mounted secret file ``api_key_file``."""
-        if self.api_key is not None and self.api_key.get_secret_value():
+        """The key from ``api_key`` or the mounted secret file ``api_key_file`` (one of them, never both)."""
+        if self.api_key is not None:
             return self.api_key
         if self.api_key_file is not None:
             try:
-                return SecretStr(self.api_key_file.read_text(encoding="utf-8").strip())
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
-                    f"attentive.api_key_file: cannot read {self.api_key_file}: {exc.strerror}"
+                    f"{self.key_source}: cannot read the API key file {self.api_key_file}: {exc.strerror}"
                 ) from None
+            if not text:
+                raise ConfigError(
+                    f"{self.key_source}: the API key file {self.api_key_file} is empty; "
+                    "expected the key on one line"
+                )
+            return SecretStr(text)
         raise ConfigError(
             "attentive.api_key: no API key; set ATTENTIVE_API_KEY, attentive.api_key or attentive.api_key_file"
         )
@@ -140,6 +190,13 @@ class AttentiveSettings(_Strict):
 class LoggingSettings(_Strict):
     format: Literal["json", "text"] = "json"
     level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        level = _log_level(v)
+        assert level is not None
+        return level
 
 
 class MetricsSettings(_Strict):
@@ -189,12 +246,36 @@ class EnvOverrides(BaseSettings):
     ATTENTIVE_API_BASE_URL: str | None = None
     ATTENTIVE_API_KEY: SecretStr | None = None
     ATTENTIVE_API_KEY_FILE: str | None = None
-    METRICS_PORT: int | None = None
+    METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
     # Mounted from the chart's Kafka SASL secret; written into kafka.client (librdkafka settings).
     KAFKA_SASL_USERNAME: str | None = None
     KAFKA_SASL_PASSWORD: SecretStr | None = None
     LOG_FORMAT: Literal["json", "text"] | None = None
     LOG_LEVEL: str | None = None
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _known_level(cls, v: str | None) -> str | None:
+        return _log_level(v)
+
+    @model_validator(mode="after")
+    def _one_key_variable(self) -> EnvOverrides:
+        if self.ATTENTIVE_API_KEY is not None and self.ATTENTIVE_API_KEY_FILE is not None:
+            raise ValueError("ATTENTIVE_API_KEY and ATTENTIVE_API_KEY_FILE are both set: unset one")
+        if self.ATTENTIVE_API_KEY is not None and not self.ATTENTIVE_API_KEY.get_secret_value().strip():
+            raise ValueError("ATTENTIVE_API_KEY is set but empty: set the key, or unset the variable")
+        if self.ATTENTIVE_API_KEY_FILE is not None and not self.ATTENTIVE_API_KEY_FILE.strip():
+            raise ValueError("ATTENTIVE_API_KEY_FILE is set but empty: expected the path of the key file")
+        return self
+
+    @property
+    def key_origin(self) -> str | None:
+        """The variable the API key comes from, if one is set."""
+        if self.ATTENTIVE_API_KEY is not None:
+            return "ATTENTIVE_API_KEY"
+        if self.ATTENTIVE_API_KEY_FILE is not None:
+            return "ATTENTIVE_API_KEY_FILE"
+        return None
 
     def apply(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Return ``raw`` (the parsed YAML) with the set variables written into it."""
@@ -219,18 +300,57 @@ class EnvOverrides(BaseSettings):
                 client["sasl.password"] = self.KAFKA_SASL_PASSWORD.get_secret_value()
             put("kafka", "client", client)
         put("attentive", "base_url", self.ATTENTIVE_API_BASE_URL)
-        if self.ATTENTIVE_API_KEY is not None:
-            put("attentive", "api_key", self.ATTENTIVE_API_KEY.get_secret_value())
-        put("attentive", "api_key_file", self.ATTENTIVE_API_KEY_FILE)
+        if self.ATTENTIVE_API_KEY is not None or self.ATTENTIVE_API_KEY_FILE is not None:
+            # A key variable replaces the file's key source (api_key or api_key_file), never adds a second.
+            attentive = {
+                k: v for k, v in (out.get("attentive") or {}).items() if k not in ("api_key", "api_key_file")
+            }
+            if self.ATTENTIVE_API_KEY is not None:
+                attentive["api_key"] = self.ATTENTIVE_API_KEY.get_secret_value()
+            else:
+                attentive["api_key_file"] = self.ATTENTIVE_API_KEY_FILE
+            out["attentive"] = attentive
         put("metrics", "port", self.METRICS_PORT)
         put("logging", "format", self.LOG_FORMAT)
         put("logging", "level", self.LOG_LEVEL)
         return out
 
 
-def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> ConnectorConfig:
-    """Load, override from the environment and validate. Raises :class:`ConfigError` naming file and key."""
+# What each variable must look like, for the one-line error (the value itself is never shown).
+_ENV_FORMS = {
+    "METRICS_PORT": "a port number from 0 to 65535",
+    "LOG_FORMAT": "json or text",
+    "LOG_LEVEL": f"one of {', '.join(LOG_LEVELS)}",
+}
+
+
+def env_overrides(env: Mapping[str, str] | None = None) -> EnvOverrides:
+    """The override variables from ``env`` (default: the process environment), validated.
+
+    Raises :class:`ConfigError` with one line per bad variable, naming it and the expected form.
+    """
+    source = dict(os.environ if env is None else env)
+    try:
+        return EnvOverrides.model_validate(source)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_input=False, include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else ""
+            if name in _ENV_FORMS:
+                lines.append(f"environment variable {name}: expected {_ENV_FORMS[name]}")
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                lines.append(f"environment variable {name}: {msg}" if name else f"environment: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> ConnectorConfig:
+    """Load, override from the environment and validate. Raises :class:`ConfigError` naming file and key.
+
+    ``env`` replaces the process environment (tests, the demo); by default ``os.environ`` is read.
+    """
     p = Path(path)
+    overrides = env_overrides(env)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -239,12 +359,18 @@ def load_config(path: str | os.PathLike[str], *, env: dict[str, str] | None = No
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the config file must be a mapping (key: value), not {type(raw).__name__}")
-    overrides = EnvOverrides(**env) if env is not None else EnvOverrides()  # type: ignore[arg-type]
     raw = overrides.apply(raw)
     try:
-        return ConnectorConfig.model_validate({**raw, "source_file": p.resolve()})
+        config = ConnectorConfig.model_validate({**raw, "source_file": p.resolve()})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(p, exc)) from None
+    origin = overrides.key_origin
+    if origin is None and config.attentive.api_key is not None:
+        origin = f"attentive.api_key in {p}"
+    elif origin is None and config.attentive.api_key_file is not None:
+        origin = f"attentive.api_key_file in {p}"
+    config.attentive.with_key_origin(origin)
+    return config
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
@@ -252,7 +378,7 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see README's configuration reference)"
         lines.append(f"{path}: {loc}: {msg}")

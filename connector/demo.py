@@ -7,8 +7,9 @@ topic), and the connector delivering them. The last line is always::
 
     demo: produced=N delivered=N skipped=N dead_lettered=N pending=0
 
-``--keep-running`` leaves everything up afterwards so you can look at ``/metrics`` and the sandbox's request
-journal; Ctrl-C ends it.
+The connector serves ``/metrics``, ``/healthz`` and ``/readyz`` on ``--metrics-port`` (127.0.0.1) while it runs;
+``--keep-running`` leaves everything up afterwards so you can look at them and the sandbox's request journal;
+Ctrl-C ends it.
 """
 
 from __future__ import annotations
@@ -73,26 +74,26 @@ def main(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _stack(args: argparse.Namespace) -> Iterator[tuple[ConnectorConfig, str, dict[str, str]]]:
     """Broker, schema registry, sandbox; yields the config pointed at them."""
-    from connector.devkafka.apicurio import start_apicurio
     from connector.devkafka.broker import create_topics, kafka_cluster
+    from connector.devkafka.registry import KIND, schema_registry
     from connector.devkafka.sandbox_process import SandboxProcess
 
     api_key = "demo-" + secrets.token_hex(8)
-    say("starting Kafka (first run fetches the broker jars from Maven Central) ...")
-    with kafka_cluster() as bootstrap:
+    say("starting Kafka and the schema registry (the first run fetches both from Maven Central) ...")
+    with kafka_cluster() as bootstrap, schema_registry() as registry_url:
         say(f"kafka at {bootstrap}")
-        say("starting the schema registry (first run fetches Apicurio Registry from Maven Central) ...")
-        registry = start_apicurio()
+        say(f"schema registry ({KIND}) at {registry_url}")
         sandbox = SandboxProcess(
             "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.latency_ms // 2), api_key=api_key
         )
-        say(f"schema registry at {registry.url}; Attentive sandbox at {sandbox.url}")
+        say(f"Attentive sandbox at {sandbox.url}")
         try:
             env = {
-                **os.environ,
+                # The demo's own stack, whatever the shell points at (only the broker may be your own).
+                **{k: v for k, v in os.environ.items() if k != "ATTENTIVE_API_KEY_FILE"},
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "KAFKA_GROUP_ID": f"attentive-connector-demo-{int(time.time())}",
-                "SCHEMA_REGISTRY_URL": registry.url,
+                "SCHEMA_REGISTRY_URL": registry_url,
                 "ATTENTIVE_API_BASE_URL": sandbox.url,
                 "ATTENTIVE_API_KEY": api_key,
                 "METRICS_PORT": str(args.metrics_port),
@@ -102,10 +103,9 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[ConnectorConfig, str, dic
             create_topics(bootstrap, topics + [config.dlq_topic(t) for t in topics], partitions=3)
             # On a cluster that already has data in these topics, count only this run's records.
             _start_group_at_end(bootstrap, config.kafka.group_id, topics)
-            yield config, bootstrap, {"sandbox": sandbox.url, "registry": registry.url}
+            yield config, bootstrap, {"sandbox": sandbox.url, "registry": registry_url}
         finally:
             sandbox.stop()
-            registry.stop()
 
 
 def _start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
@@ -164,6 +164,7 @@ def _produce(config: ConnectorConfig, bootstrap: str, args: argparse.Namespace) 
 async def _run_connector(
     config: ConnectorConfig, produced: int, args: argparse.Namespace, urls: dict[str, str]
 ) -> dict[str, int]:
+    from connector.observability.health import HealthServer
     from connector.pipeline.connector import Connector
 
     connector = Connector(config)
@@ -171,8 +172,11 @@ async def _run_connector(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The same server `run` starts: what the demo prints must answer.
+    server = HealthServer(connector.metrics, connector.health, host="127.0.0.1", port=args.metrics_port)
+    await server.start()
     task = asyncio.create_task(connector.run(stop))
-    say(f"connector running; metrics on http://127.0.0.1:{args.metrics_port}/metrics")
+    say(f"connector running; metrics on {server.url}/metrics (also /healthz, /readyz)")
     deadline = time.monotonic() + args.timeout
     last_report = 0.0
     try:
@@ -187,14 +191,19 @@ async def _run_connector(
         final = connector.stats()
         if args.keep_running and not stop.is_set():
             say(_progress(final, produced))
-            say(f"everything stays up: metrics http://127.0.0.1:{args.metrics_port}/metrics, ")
+            say(
+                f"everything stays up: metrics {server.url}/metrics, {server.url}/healthz, {server.url}/readyz,"
+            )
             say(f"sandbox journal {urls['sandbox']}/__sandbox/requests and {urls['sandbox']}/__sandbox/stats")
             say("press Ctrl-C to stop")
             await stop.wait()
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await server.stop()
     return {k: int(v) for k, v in connector.stats().items()}
 
 

@@ -14,6 +14,7 @@ normalised, for showing the dead-letter path.
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import sys
 import uuid
@@ -29,7 +30,9 @@ from connector.avro.registry import RegistryClient
 from connector.avro.schema import load_schema
 from connector.config import ConnectorConfig, load_config
 from connector.errors import ConfigError, RegistryUnavailableError
+from connector.observability.logs import configure_logging, kafka_client_logger
 from connector.rules.expressions import Expr
+from connector.source.probe import KafkaUnreachableError, cluster_topics
 
 KINDS = ("orders", "loyalty", "signups")
 # Schema record name -> sample kind, so a topic with any name but one of our schemas gets the right samples.
@@ -273,6 +276,10 @@ def producer_config(config: ConnectorConfig, bootstrap: str) -> dict[str, Any]:
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
         "linger.ms": 20,
+        # A broker that goes away mid-run fails the command within 30 s, not librdkafka's 5 minutes.
+        "message.timeout.ms": 30000,
+        # librdkafka's lines through our logging, rate-limited, instead of raw on stderr.
+        "logger": kafka_client_logger(),
     }
 
 
@@ -284,14 +291,14 @@ def produce(
     bootstrap: str,
     registry_client: RegistryClient | None = None,
     producer: Any = None,
-    timeout_s: float = 60.0,
+    timeout_s: float = 45.0,
 ) -> int:
     """Encode ``records`` for ``topic`` as configured and publish them (key = the topic's ``key_field``, else
     ``customer.id``). Waits until every record is acknowledged; returns how many were. Raises
-    ``KafkaException`` if any delivery failed."""
+    ``KafkaUnreachableError`` when no broker answers within 10 s, ``KafkaException`` if any delivery failed."""
     encoder = Encoder.for_topic(config, topic, registry_client=registry_client)
     key_expr = Expr(config.topics[topic].key_field or "customer.id")
-    producer = producer or Producer(producer_config(config, bootstrap))
+
     acked = 0
     failures: list[str] = []
 
@@ -304,7 +311,11 @@ def produce(
 
     for record in records:
         key = key_expr.search(record)
-        value = encoder.encode(record)
+        value = encoder.encode(record)  # the first one registers the schema (confluent encoding)
+        if producer is None:
+            # Fail in ~10 s with one line when no broker answers, rather than retrying for a minute.
+            cluster_topics(producer_config(config, bootstrap))
+            producer = Producer(producer_config(config, bootstrap))
         while True:
             try:
                 producer.produce(
@@ -317,6 +328,8 @@ def produce(
             except BufferError:
                 producer.poll(0.1)  # local queue full: let deliveries drain
         producer.poll(0)
+    if producer is None:
+        return 0
     remaining = producer.flush(timeout_s)
     if remaining:
         failures.append(f"{remaining} records not acknowledged within {timeout_s:.0f}s")
@@ -356,6 +369,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    # Warnings and errors only: this command's own output is one line per topic.
+    configure_logging(config.logging.format, max(logging.WARNING, logging.getLevelName(config.logging.level)))
     topics = args.topic or list(config.topics)
     bootstrap = args.bootstrap_servers or config.kafka.bootstrap_servers
     if args.count < 0:
@@ -363,6 +378,7 @@ def main(args: argparse.Namespace) -> int:
     for topic in topics:
         if topic not in config.topics:
             raise ConfigError(f"--topic {topic!r} is not configured (configured: {', '.join(config.topics)})")
+    for topic in topics:
         schema = load_schema(config.resolve(config.topics[topic].schema_file))
         kind = KIND_BY_SCHEMA.get(schema.name)
         if kind is None:
@@ -374,6 +390,9 @@ def main(args: argparse.Namespace) -> int:
                 generate(kind, args.count, seed=args.seed, invalid_ratio=args.invalid_ratio),
                 bootstrap=bootstrap,
             )
+        except KafkaUnreachableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         except (KafkaException, RegistryUnavailableError, EncodeError) as exc:
             print(f"error: {topic}: {exc}", file=sys.stderr)
             return 1

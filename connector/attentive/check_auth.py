@@ -2,8 +2,9 @@
 
 Prints ``ok: company=<companyName> application=<applicationName>`` and exits 0, or one ``error: …`` line on
 stderr and exits 1 (key refused, no permission, Attentive unreachable or failing). The key comes from
-``--api-key-file``, else ``ATTENTIVE_API_KEY``, else the config file's ``attentive.api_key`` /
-``attentive.api_key_file``; it is never printed.
+``--api-key-file``, else ``ATTENTIVE_API_KEY`` / ``ATTENTIVE_API_KEY_FILE``, else the config file's
+``attentive.api_key`` / ``attentive.api_key_file``; it is never printed, but where it came from is (so a 401
+says which key to fix).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import sys
 from pathlib import Path
 
 import httpx
+from pydantic import ValidationError
 
 from connector.attentive.client import AttentiveClient
-from connector.config import AttentiveSettings, EnvOverrides, load_config
-from connector.errors import ApiAuthError, ApiError, NetworkError
+from connector.config import AttentiveSettings, env_overrides, format_validation_error, load_config
+from connector.errors import ApiAuthError, ApiError, ConfigError, NetworkError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,17 +38,26 @@ def settings_from_args(args: argparse.Namespace) -> AttentiveSettings:
     if args.config is not None:
         settings = load_config(args.config).attentive
     else:
-        raw = EnvOverrides().apply({})
-        settings = AttentiveSettings.model_validate(raw.get("attentive") or {})
+        overrides = env_overrides()
+        raw = overrides.apply({})
+        try:
+            settings = AttentiveSettings.model_validate(raw.get("attentive") or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(Path("(environment)"), exc)) from None
+        settings.with_key_origin(overrides.key_origin)
+    origin = settings.key_source
     update: dict[str, object] = {}
     if args.base_url:
         update["base_url"] = args.base_url
     if args.api_key_file is not None:
         update["api_key_file"] = args.api_key_file
         update["api_key"] = None  # the flag wins over a key from the config or environment
+        origin = "--api-key-file"
     if args.timeout is not None:
         update["timeout_s"] = args.timeout
-    return AttentiveSettings.model_validate({**settings.model_dump(), **update}) if update else settings
+    if not update:
+        return settings
+    return AttentiveSettings.model_validate({**settings.model_dump(), **update}).with_key_origin(origin)
 
 
 async def check(settings: AttentiveSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> str:
@@ -56,16 +67,19 @@ async def check(settings: AttentiveSettings, *, transport: httpx.AsyncBaseTransp
     return f"ok: company={me.companyName or '?'} application={me.applicationName or '?'}"
 
 
-def explain(exc: ApiError, base_url: str) -> str:
-    """One line for a person: what went wrong and what to check. Never contains the key."""
+def explain(exc: ApiError, base_url: str, key_source: str | None = None) -> str:
+    """One line for a person: what went wrong and what to check. Never contains the key, but names where it
+    came from (``ATTENTIVE_API_KEY``, ``attentive.api_key_file in …``, ``--api-key-file …``)."""
+    source = f" from {key_source}" if key_source else ""
     if isinstance(exc, ApiAuthError) and exc.status == 401:
         return (
-            "Attentive rejected the API key (401): check ATTENTIVE_API_KEY / attentive.api_key_file, "
-            "or create a new key in Attentive (Integrations > Custom apps)"
+            f"Attentive rejected the API key{source} (401): fix that key, "
+            "or create a new one in Attentive (Integrations > Custom apps)"
         )
     if isinstance(exc, ApiAuthError):
         return (
-            f"Attentive refused access ({exc.status}): the key's app lacks a permission this endpoint needs"
+            f"Attentive refused access ({exc.status}) for the API key{source}: "
+            "the key's app lacks a permission this endpoint needs"
         )
     if isinstance(exc, NetworkError):
         return str(exc)  # "cannot reach Attentive at <url> …" or "timed out after …"
@@ -77,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         line = asyncio.run(check(settings))
     except ApiError as exc:
-        print(f"error: {explain(exc, settings.base_url)}", file=sys.stderr)
+        print(f"error: {explain(exc, settings.base_url, settings.key_source)}", file=sys.stderr)
         return 1
     print(line)
     return 0

@@ -229,6 +229,9 @@ def start_local_kafka(
         tail = broker.log_tail()
         broker.stop(keep_data=True)
         raise BrokerError(f"{exc}\n--- broker log tail ({log_path}) ---\n{tail}") from None
+    except BaseException:  # interrupted while starting (SIGTERM, ^C): leave no JVM and no data behind
+        broker.stop()
+        raise
     log.info("local Kafka broker ready at %s (log: %s)", broker.bootstrap_servers, log_path)
     return broker
 
@@ -331,15 +334,29 @@ def main() -> int:
     if args.fetch_only:
         print(ensure_kafka_jars())
         return 0
-    broker = start_local_kafka(port=args.port)
-    print(f"kafka listening on {broker.bootstrap_servers} (log: {broker.log_path})", flush=True)
+    # SIGTERM (kill, a supervisor, CI) must clean up like ^C: the JVM runs in a session of its own, so
+    # nobody else stops it, and its data folder is ours to delete.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        broker = start_local_kafka(port=args.port)
+    except KeyboardInterrupt:
+        return 130
+    try:  # from here on the broker is ours to stop, whenever the signal lands
+        print(
+            f"kafka listening on {broker.bootstrap_servers} "
+            f"(pid {broker.process.pid}, data {broker.workdir}, log: {broker.log_path})",
+            flush=True,
+        )
         broker.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
         broker.stop()
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

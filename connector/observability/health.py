@@ -67,6 +67,7 @@ class HealthState:
         self._poll_stale_after_s = poll_stale_after_s
         self._config_loaded = False
         self._broker_reachable = False
+        self._broker_error: str | None = None
         self._assignment_state: AssignmentState = "starting"
         self._auth_ok = False
         self._shutting_down = False
@@ -91,7 +92,19 @@ class HealthState:
 
     @broker_reachable.setter
     def broker_reachable(self, value: bool) -> None:
+        if value:
+            self._set("_broker_error", None)  # reachable again: the last error no longer applies
         self._set("_broker_reachable", bool(value))
+
+    @property
+    def broker_error(self) -> str | None:
+        """The last Kafka client error while the broker is unreachable (e.g. ``Connection refused``)."""
+        with self._lock:
+            return self._broker_error
+
+    @broker_error.setter
+    def broker_error(self, value: str | None) -> None:
+        self._set("_broker_error", value)
 
     @property
     def assignment_state(self) -> AssignmentState:
@@ -170,7 +183,8 @@ class HealthState:
             if not self._config_loaded:
                 reasons.append("config not loaded")
             if not self._broker_reachable:
-                reasons.append("Kafka broker not reachable")
+                why = f": {self._broker_error}" if self._broker_error else ""
+                reasons.append(f"Kafka broker not reachable{why}")
             if self._assignment_state == "starting":
                 reasons.append("consumer not subscribed yet")
             if not self._auth_ok:
@@ -185,6 +199,7 @@ class HealthState:
             return {
                 "config_loaded": self._config_loaded,
                 "broker_reachable": self._broker_reachable,
+                "broker_error": self._broker_error,
                 "assignment_state": self._assignment_state,
                 "auth_ok": self._auth_ok,
                 "shutting_down": self._shutting_down,

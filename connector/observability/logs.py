@@ -18,17 +18,21 @@ import logging
 import re
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
 __all__ = [
     "JsonFormatter",
     "LogFormat",
+    "RateLimitFilter",
+    "RateLimitedLog",
     "RedactFilter",
     "TextFormatter",
     "configure_logging",
+    "kafka_client_logger",
     "mask",
     "redact",
     "register_secret",
@@ -220,7 +224,7 @@ def _safe_message(record: logging.LogRecord) -> str:
 _HANDLER_MARK = "_attentive_connector_handler"
 
 # Libraries whose INFO lines are per-request noise.
-_QUIET_LOGGERS: tuple[str, ...] = ("aiohttp.access", "httpx", "httpcore")
+_QUIET_LOGGERS: tuple[str, ...] = ("aiohttp.access", "httpx", "httpx2", "httpcore")
 
 
 def configure_logging(
@@ -260,3 +264,118 @@ def configure_logging(
     for name in quiet_loggers:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return handler
+
+
+# -- repeating conditions ------------------------------------------------------------------------------------
+
+
+class _Throttle:
+    """Per key: admit the first event, then at most one per ``interval_s``, counting the ones held back."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, key: str) -> tuple[bool, int]:
+        """``(emit, held_back)``: whether to log this one, and how many were held back since the last."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval_s:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False, 0
+            self._last[key] = now
+            return True, self._held.pop(key, 0)
+
+    def held_back(self, key: str) -> int:
+        with self._lock:
+            return self._held.get(key, 0)
+
+
+def _held_note(held: int, interval_s: float) -> str:
+    return f" ({held} more like this in the last {interval_s:.0f}s)" if held else ""
+
+
+class RateLimitedLog:
+    """Logs a condition that repeats many times a second (a broker that refuses connections) at most once per
+    ``interval_s`` per key, saying how many lines it held back: ``log.warning(key, "...", args)``.
+
+    Without it an unreachable broker writes ~40 lines a second (librdkafka reports every reconnect attempt),
+    which buries everything else and fills log storage; with it the operator sees the condition once, then a
+    reminder with a count every interval. Thread-safe (librdkafka calls back from its own threads).
+
+    :param logger: where the lines go.
+    :param interval_s: at most one line per key per interval.
+    :param clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._throttle = _Throttle(interval_s, clock)
+
+    @property
+    def interval_s(self) -> float:
+        return self._throttle.interval_s
+
+    def log(self, level: int, key: str, msg: str, *args: object) -> bool:
+        """Log ``msg % args`` unless ``key`` was logged within the interval; True when it was written."""
+        emit, held = self._throttle.admit(key)
+        if emit:
+            self._logger.log(level, msg + _held_note(held, self.interval_s), *args)
+        return emit
+
+    def warning(self, key: str, msg: str, *args: object) -> bool:
+        return self.log(logging.WARNING, key, msg, *args)
+
+    def held_back(self, key: str) -> int:
+        """Lines held back for ``key`` since the last one written."""
+        return self._throttle.held_back(key)
+
+
+class RateLimitFilter(logging.Filter):
+    """The same limit as a :class:`logging.Filter`, for a logger a library writes to directly (librdkafka).
+
+    The key is the record's first ``%``-argument when there is one (librdkafka logs ``"%s [%s] %s"`` with its
+    facility, e.g. ``FAIL``, first), else its format string.
+    """
+
+    def __init__(self, *, interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._throttle = _Throttle(interval_s, clock)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.levelno <= logging.WARNING and record.getMessage().endswith(": retrying"):
+            return False  # librdkafka retries by itself (e.g. a just-started broker's coordinator): not news
+        key = str(args[0]) if isinstance(args, tuple) and args else str(record.msg)
+        emit, held = self._throttle.admit(f"{record.levelno}:{key}")
+        if emit and held:
+            record.msg = f"{record.getMessage()}{_held_note(held, self._throttle.interval_s)}"
+            record.args = None
+        return emit
+
+
+_KAFKA_LOGGER = "connector.kafka.librdkafka"
+
+
+def kafka_client_logger(*, interval_s: float = 30.0) -> logging.Logger:
+    """The logger to give librdkafka (``"logger"`` in a client's config) instead of its own stderr lines.
+
+    Its lines then go through the connector's handler (JSON, redaction) and a :class:`RateLimitFilter`, so a
+    dead broker's ``FAIL … Connection refused`` appears once per interval instead of 20 times a second.
+    """
+    logger = logging.getLogger(_KAFKA_LOGGER)
+    if not any(isinstance(f, RateLimitFilter) for f in logger.filters):
+        logger.addFilter(RateLimitFilter(interval_s=interval_s))
+    return logger

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -118,13 +117,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(args.config)  # ConfigError → exit 2 (cli.main)
+    config = load_config(args.config)  # ConfigError → exit 2 (cli.main), environment variables included
     configure_logging(config.logging.format, config.logging.level)
-    with contextlib.suppress(Exception):  # no key yet is reported by the auth check, not here
-        register_secret(config.attentive.resolved_api_key().get_secret_value())
+    # A missing, empty or unreadable key is a configuration error (exit 2); a refused one is the auth gate's.
+    register_secret(config.attentive.resolved_api_key().get_secret_value())
     metrics = Metrics()
     connector = Connector(config, metrics=metrics)  # bad rule table: ConfigError → exit 2
-    log.info("attentive-connector %s starting: topics %s", __version__, ", ".join(sorted(config.topics)))
+    log.info(
+        "attentive-connector %s starting: topics %s; Attentive %s with the API key from %s",
+        __version__,
+        ", ".join(sorted(config.topics)),
+        config.attentive.base_url,
+        config.attentive.key_source,
+    )
     try:
         asyncio.run(_serve(connector, config, metrics))
     except Exception as exc:

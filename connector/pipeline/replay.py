@@ -13,17 +13,22 @@ After a fix (a rule corrected, a bad deploy reverted), the records that failed c
 * Delivery is the connector's own engine: key order, retries with backoff, circuits, auth pause. A record that
   fails again is written to the dead-letter topic again (after the replay's end offsets, so this run does not
   read it back), with its original coordinates.
-* ``--rule R`` replays only dead letters whose ``dlq.rule`` is R; ``--since TIME`` only those that first
-  failed at or after TIME (RFC 3339, or relative: ``30m``, ``2h``, ``1d``). Records filtered out are passed
-  over, and the replay group's position moves past them: to replay them later, use another ``--group``.
-* A progress line on stderr; a summary line on stdout at the end.
+* ``--rule R`` replays only dead letters whose ``dlq.rule`` is R (a name of the rule table: anything else is
+  an error listing the names); ``--since TIME`` only those that first failed at or after TIME (RFC 3339, or
+  relative: ``30m``, ``2h``, ``1d``). Records filtered out are passed over, and the replay group's position
+  moves past them: to replay them later, use another ``--group``.
+* ``--topic`` must be one of the config's dead-letter topics (``--force`` replays another topic) and must
+  exist; Kafka must answer within 10 s. Each failing again carries ``connector.replay.count`` (how many
+  replays it has been through).
+* ``--dry-run`` reads the same range, says what would be replayed (by rule) and commits nothing.
+* Progress lines on stderr only when it is a terminal (whole lines, so log lines never cut into them); a
+  summary line on stdout at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import re
 import signal
@@ -36,7 +41,7 @@ from typing import TextIO
 from connector.config import ConnectorConfig, load_config
 from connector.delivery.dead_letter import DLQ_PREFIX, header_map
 from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
-from connector.errors import ConfigError
+from connector.errors import ApiError, ConfigError
 from connector.observability.logs import configure_logging, register_secret
 from connector.observability.metrics import Metrics
 from connector.pipeline.runtime import DeliveryRuntime
@@ -46,6 +51,9 @@ from connector.source.protocols import ConsumerFactory, KafkaMessage
 from connector.types import SourceRecord
 
 log = logging.getLogger(__name__)
+
+REPLAY_COUNT_HEADER = "connector.replay.count"
+"""How many replays a record has been through (it survives re-dead-lettering: not a ``dlq.*`` header)."""
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -103,13 +111,19 @@ def dead_letter_transform(rule: str | None, since: float | None) -> Callable[[Ka
             if first is None or first < since:
                 return Inbound(tp, offset, None, size, skip="since")
         ts = h.get("dlq.original.timestamp", "")
+        replays = h.get(REPLAY_COUNT_HEADER, "0")
+        count = (int(replays) if replays.isdigit() else 0) + 1
+        headers = [
+            (k, v or b"") for k, v in raw_headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_COUNT_HEADER
+        ]
+        headers.append((REPLAY_COUNT_HEADER, str(count).encode()))
         record = SourceRecord(
             topic=topic,
             partition=partition,
             offset=orig_offset,
             key=msg.key(),
             value=msg.value(),
-            headers=tuple((k, v or b"") for k, v in raw_headers if not k.startswith(DLQ_PREFIX)),
+            headers=tuple(headers),
             timestamp_ms=int(ts) if ts.lstrip("-").isdigit() else None,
         )
         return Inbound(tp, offset, record, size)
@@ -135,8 +149,13 @@ async def replay(
     metrics: Metrics | None = None,
     progress: TextIO | None = None,
     stop: asyncio.Event | None = None,
+    before_reading: Callable[[], None] | None = None,
 ) -> dict[str, int]:
-    """Replay ``dlq_topic`` up to its end offsets at start; returns the counts (``total`` included)."""
+    """Replay ``dlq_topic`` up to its end offsets at start; returns the counts (``total`` included).
+
+    ``before_reading`` runs once Attentive has accepted the key, before anything is consumed (the command's
+    Kafka reachability and topic checks: they raise to stop the replay).
+    """
     from connector.pipeline.runtime import build_client, build_router
 
     metrics = metrics if metrics is not None else Metrics()
@@ -146,6 +165,8 @@ async def replay(
     # Fail fast on a refused key: a command should say so, not wait silently at the auth gate.
     try:
         await client.me()
+        if before_reading is not None:
+            before_reading()
     except Exception:
         await client.aclose()
         raise
@@ -166,11 +187,13 @@ async def replay(
     failed = asyncio.ensure_future(runtime.wait_failed())
     stopped = asyncio.ensure_future(stop.wait())
     stats = engine.stats()
+    shown = 0.0
     try:
         while True:
             stats = engine.stats()
             total = _total(runtime)
-            if progress is not None and total is not None:
+            if progress is not None and total is not None and time.monotonic() - shown >= PROGRESS_EVERY_S:
+                shown = time.monotonic()
                 _show(progress, dlq_topic, stats, total)
             if engine.exhausted_event.is_set() and stats["pending"] == 0:
                 break
@@ -188,8 +211,6 @@ async def replay(
     stats["total"] = _total(runtime) or 0
     if progress is not None:
         _show(progress, dlq_topic, stats, stats["total"])
-        progress.write("\n")
-        progress.flush()
     return stats
 
 
@@ -199,14 +220,119 @@ def _total(runtime: DeliveryRuntime) -> int | None:
     return sum(max(0, end - start) for start, end in runtime.poller.plan.values())
 
 
+PROGRESS_EVERY_S = 2.0
+
+
 def _show(out: TextIO, topic: str, stats: dict[str, int], total: int) -> None:
+    """One whole line per call, in one write: log lines on the same stream go between lines, never into one."""
     done = stats["consumed"] - stats["pending"]
     out.write(
-        f"\rreplay {topic}: {done}/{total} "
+        f"replay {topic}: {done}/{total} "
         f"(delivered {stats['delivered']}, dead-lettered again {stats['dead_lettered']}, "
-        f"skipped {stats['skipped'] + stats['stale']}, filtered out {stats['filtered']})"
+        f"skipped {stats['skipped'] + stats['stale']}, filtered out {stats['filtered']})\n"
     )
     out.flush()
+
+
+# -- checks before anything is read -------------------------------------------------------------------------
+
+
+def rule_names(router: RecordRouter) -> list[str]:
+    """The rule table's rule names (empty when the router does not expose its table)."""
+    table = getattr(router, "table", None)
+    return [rule.name for rule in getattr(table, "rules", ())]
+
+
+def check_rule(rule: str | None, names: list[str]) -> None:
+    """``--rule`` must name a rule of the table: a typo would filter out (and move past) every record."""
+    if rule is not None and names and rule not in names and rule != UNMATCHED_RULE:
+        raise ConfigError(
+            f"--rule {rule!r} is not a rule of the rule table; the rules are: {', '.join(names)}"
+        )
+
+
+UNMATCHED_RULE = ""
+"""``dlq.rule`` of a record no rule matched (``delivery.unmatched: dead_letter``) or that failed to decode."""
+
+
+def check_topic(config: ConnectorConfig, topic: str, *, force: bool, existing: set[str] | None) -> None:
+    """``--topic`` must be one of the config's dead-letter topics (unless forced) and exist on the cluster."""
+    dlqs = sorted({config.dlq_topic(t) for t in config.topics})
+    if topic not in dlqs and not force:
+        raise ConfigError(
+            f"--topic {topic!r} is not a dead-letter topic of {config.source_file or 'the config'} "
+            f"(those are: {', '.join(dlqs)}); add --force to replay it anyway"
+        )
+    if existing is not None and topic not in existing:
+        raise ConfigError(
+            f"--topic {topic!r}: no such topic on the cluster at {config.kafka.bootstrap_servers}"
+        )
+
+
+# -- --dry-run -----------------------------------------------------------------------------------------------
+
+
+def dry_run(
+    config: ConnectorConfig,
+    dlq_topic: str,
+    *,
+    rule: str | None = None,
+    since: float | None = None,
+    group_id: str | None = None,
+    consumer_factory: ConsumerFactory | None = None,
+    timeout_s: float = 60.0,
+) -> dict[str, int]:
+    """What a replay would read (from the group's committed offsets to the end offsets now) and replay, by
+    ``dlq.rule``; commits nothing. Keys: ``read``, ``replay``, ``filtered``, ``not_dead_letters`` and
+    ``rule:<name>`` for each rule that would be replayed."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from connector.pipeline.runtime import default_consumer_factory
+    from connector.source.kafka import consumer_config
+
+    conf = consumer_config(config, group_id=group_id or replay_group(config, dlq_topic))
+    conf["enable.auto.commit"] = False
+    consumer = (consumer_factory or default_consumer_factory)(conf)
+    counts: dict[str, int] = {"read": 0, "replay": 0, "filtered": 0, "not_dead_letters": 0}
+    transform = dead_letter_transform(rule, since)
+    try:
+        partitions = consumer.list_topics(dlq_topic, timeout=10).topics[dlq_topic].partitions
+        tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        ends: dict[int, int] = {}
+        start: list[TopicPartition] = []
+        for tp in tps:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            begin = committed.get(tp.partition, -1)
+            begin = begin if begin is not None and begin >= 0 else low
+            if begin < high:
+                ends[tp.partition] = high
+                start.append(
+                    TopicPartition(dlq_topic, tp.partition, begin if begin >= 0 else OFFSET_BEGINNING)
+                )
+        consumer.assign(start)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                end = ends.get(partition)
+                if end is None or offset >= end:
+                    continue  # written after the dry run started
+                if offset + 1 >= end:
+                    ends.pop(partition)
+                counts["read"] += 1
+                inbound = transform(msg)
+                if inbound.record is None:
+                    counts["not_dead_letters" if inbound.skip == "not_a_dead_letter" else "filtered"] += 1
+                    continue
+                counts["replay"] += 1
+                name = header_map(msg.headers() or []).get("dlq.rule", "") or "(none)"
+                counts[f"rule:{name}"] = counts.get(f"rule:{name}", 0) + 1
+    finally:
+        consumer.close()
+    return counts
 
 
 # -- the command ---------------------------------------------------------------------------------------------
@@ -228,18 +354,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--group", metavar="ID", help="consumer group (default: <kafka.group_id>.replay.<DLQ>)"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be replayed (by rule); deliver and commit nothing",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replay a topic that is not one of the config's dead-letter topics",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    from connector.pipeline.runtime import build_router
+    from connector.source.kafka import consumer_config
+    from connector.source.probe import KafkaUnreachableError, cluster_topics
+
     config = load_config(args.config)
     since = parse_since(args.since) if args.since else None
     configure_logging(config.logging.format, config.logging.level)
-    with contextlib.suppress(Exception):
-        register_secret(config.attentive.resolved_api_key().get_secret_value())
+    check_topic(config, args.topic, force=args.force, existing=None)
+    router = build_router(config)
+    check_rule(args.rule, rule_names(router))
+
+    def probe() -> None:
+        check_topic(config, args.topic, force=args.force, existing=cluster_topics(consumer_config(config)))
+
+    if args.dry_run:
+        try:
+            probe()
+        except KafkaUnreachableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        counts = dry_run(config, args.topic, rule=args.rule, since=since, group_id=args.group)
+        by_rule = ", ".join(f"{k[5:]}={v}" for k, v in sorted(counts.items()) if k.startswith("rule:"))
+        print(
+            f"dry run: topic={args.topic} read={counts['read']} would_replay={counts['replay']} "
+            f"filtered={counts['filtered']} not_dead_letters={counts['not_dead_letters']}"
+            + (f" by_rule: {by_rule}" if by_rule else "")
+            + " (nothing delivered, nothing committed)"
+        )
+        return 0
+    key = config.attentive.resolved_api_key()  # ConfigError (exit 2) for a missing, empty or unreadable key
+    register_secret(key.get_secret_value())
+    progress = sys.stderr if sys.stderr.isatty() else None
     try:
-        stats = asyncio.run(_run(config, args.topic, args.rule, since, args.group))
+        stats = asyncio.run(_run(config, args.topic, args.rule, since, args.group, router, progress, probe))
     except ConfigError:
         raise
+    except KafkaUnreachableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        from connector.attentive.check_auth import explain
+
+        print(
+            f"error: dlq replay failed: {explain(exc, config.attentive.base_url, config.attentive.key_source)}",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as exc:
         print(f"error: dlq replay failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -252,10 +426,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    config: ConnectorConfig, topic: str, rule: str | None, since: float | None, group: str | None
+    config: ConnectorConfig,
+    topic: str,
+    rule: str | None,
+    since: float | None,
+    group: str | None,
+    router: RecordRouter,
+    progress: TextIO | None,
+    probe: Callable[[], None],
 ) -> dict[str, int]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    return await replay(config, topic, rule=rule, since=since, group_id=group, progress=sys.stderr, stop=stop)
+    return await replay(
+        config,
+        topic,
+        rule=rule,
+        since=since,
+        group_id=group,
+        router=router,
+        progress=progress,
+        stop=stop,
+        before_reading=probe,
+    )

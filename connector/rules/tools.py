@@ -55,7 +55,15 @@ def validate(config: ConnectorConfig) -> tuple[int, int, list[str]]:
             check_expression(expr, schemas[topic], extra, f"topics.{topic}.key_field")
     table, problems = check_rule_table(config.resolve(config.rules_file), schemas)
     n_rules = len(table.rules) if table is not None else 0
-    return n_rules, len(schemas), [*extra.lines, *problems]
+    key_problems: list[str] = []
+    if config.attentive.api_key is not None or config.attentive.api_key_file is not None:
+        # What `run` reads at start (an empty or unreadable key file); no key at all is fine here, since
+        # validate also runs where the secret is not mounted (CI).
+        try:
+            config.attentive.resolved_api_key()
+        except ConfigError as exc:
+            key_problems.append(str(exc))
+    return n_rules, len(schemas), [*extra.lines, *problems, *key_problems]
 
 
 def main(args: argparse.Namespace, *, out: TextIO | None = None) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.config import ConnectorConfig
+from connector.observability.logs import kafka_client_logger
 from connector.source.offsets import TP
 from connector.source.protocols import KafkaMessage
 from connector.types import SourceRecord
@@ -38,6 +39,8 @@ def consumer_config(config: ConnectorConfig, *, group_id: str | None = None) -> 
         # Per-partition high watermarks and committed offsets for the consumer_lag gauge, cheaply.
         "statistics.interval.ms": 5000,
         "client.id": "attentive-connector",
+        # librdkafka's own lines through the connector's logging, rate-limited (not raw on stderr).
+        "logger": kafka_client_logger(),
     }
     conf.update(config.kafka.client)
     for key, value in FORCED_CONSUMER_SETTINGS.items():
@@ -55,6 +58,7 @@ def producer_config(config: ConnectorConfig) -> dict[str, Any]:
         # Report a failed write within 30 s (default 5 min) so the stall is visible and retried sooner.
         "message.timeout.ms": 30000,
         "client.id": "attentive-connector-dlq",
+        "logger": kafka_client_logger(),
     }
     conf.update({k: v for k, v in config.kafka.client.items() if k not in _CONSUMER_ONLY})
     conf["enable.idempotence"] = True

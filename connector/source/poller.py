@@ -53,6 +53,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.observability.health import HealthState
+from connector.observability.logs import RateLimitedLog
 from connector.observability.metrics import Metrics
 from connector.source.flow import BufferRoom, Command, CommitOffsets, Hold, HoldReason, Holds, Stop
 from connector.source.kafka import Inbound, inbound
@@ -60,6 +61,8 @@ from connector.source.offsets import TP, Commit, decode_done
 from connector.source.protocols import ConsumerFactory, KafkaConsumer, KafkaMessage
 
 log = logging.getLogger(__name__)
+# librdkafka reports every reconnect attempt (~20/s per client while a broker is down): one line per interval.
+_errors = RateLimitedLog(log)
 
 
 class EngineLink(Protocol):
@@ -382,7 +385,7 @@ class Poller:
             return
         if err.fatal():
             raise KafkaException(err)
-        log.warning("Kafka consumer error: %s", err)
+        _errors.warning(f"consumer:{err.code()}", "Kafka consumer error: %s", err)
 
     def _check_metadata_kept(self, consumer: KafkaConsumer) -> None:
         """Read one committed position with metadata back: a broker that keeps no commit metadata (some
@@ -545,8 +548,8 @@ class Poller:
 
     def _on_error(self, err: Any) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE):
-            self._set_health(broker_reachable=False)
-        log.warning("Kafka client error: %s", err)
+            self._set_health(broker_reachable=False, broker_error=err.str())
+        _errors.warning(f"client:{err.code()}", "Kafka client error: %s", err)
 
     def _on_stats(self, raw: str) -> None:
         try:

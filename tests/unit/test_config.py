@@ -74,7 +74,7 @@ def test_missing_api_key_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_unreadable_key_file_is_a_clear_error(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL), env={"ATTENTIVE_API_KEY_FILE": str(tmp_path / "nope")})
-    with pytest.raises(ConfigError, match="api_key_file"):
+    with pytest.raises(ConfigError, match="ATTENTIVE_API_KEY_FILE: cannot read the API key file .*nope"):
         cfg.attentive.resolved_api_key()
 
 

@@ -225,6 +225,7 @@ async def test_readyz_lists_reasons_and_flips(
         "checks": {
             "config_loaded": True,
             "broker_reachable": True,
+            "broker_error": None,
             "assignment_state": "waiting",
             "auth_ok": True,
             "shutting_down": False,
