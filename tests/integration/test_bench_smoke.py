@@ -40,6 +40,8 @@ ENDPOINTS = (
     "subscribe",
     "unsubscribe",
     "custom_attributes",
+    "identity",
+    "privacy.delete",
 )
 
 
