@@ -5,7 +5,8 @@
   names the person only by ``externalIdentifiers`` is counted *attributed* when one of those identifiers was
   linked before it arrived, else *unattributed* (``GET /__sandbox/stats`` → ``identity``). Attentive answers
   200 either way (what it does with an unlinked id is not documented); the count is how a test or the demo
-  sees whether "link first, then events by customer id" held.
+  sees whether "link first, then events by customer id" held. (``--no-validate`` parses no bodies: no links,
+  no counts.)
 * :class:`PrivacyRequests`: accepted deletion requests under the id the sandbox answered with, returned by
   ``GET /v1/privacy/delete-request/{id}`` as ``PrivacyRequestDto`` with the subject masked the way the spec's
   example is (``+*****5555``, ``a**@website.com``).
