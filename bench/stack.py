@@ -21,7 +21,7 @@ from connector.devkafka.sandbox_process import SandboxProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = REPO / "config" / "connector.yaml"
-TOPICS = ("orders", "loyalty", "signups")
+TOPICS = ("orders", "loyalty", "signups", "privacy")
 PARTITIONS = 3
 
 # The sandbox as a ceiling: no request validation, no rate limits, no latency, a small journal (counting is

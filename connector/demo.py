@@ -1,9 +1,11 @@
 """``attentive-connector demo``: the whole flow on one machine, ending by itself.
 
 A real Kafka broker (see :mod:`connector.devkafka.broker`), a real Schema Registry (Apicurio, Confluent-compatible
-API: :mod:`connector.devkafka.apicurio`) for the topics encoded in Confluent wire format, the local Attentive sandbox with Attentive's rate limits and some latency, realistic
-sample events on all three topics (plus a few records that can never be delivered, to show the dead-letter
-topic), and the connector delivering them. The last line is always::
+API: :mod:`connector.devkafka.apicurio`) for the topics encoded in Confluent wire format, the local Attentive
+sandbox with Attentive's rate limits and some latency, realistic sample events on every configured topic
+(orders, loyalty, signups, privacy deletion requests; signups also link the customer id through the Identity
+API), plus a few records that can never be delivered, to show the dead-letter topic, and the connector
+delivering them. Before the summary it prints the calls per API; the last line is always::
 
     demo: produced=N delivered=N skipped=N dead_lettered=N pending=0
 
@@ -61,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
         produced = _produce(config, bootstrap, args)
         say(f"produced {produced} records to {', '.join(config.topics)}")
         stats = asyncio.run(_run_connector(config, produced, args, sandbox_urls))
+        say(_calls_by_api(sandbox_urls["sandbox"]))
     pending = stats["pending"] + max(0, produced - stats["consumed"])
     skipped = stats["skipped"] + stats.get("stale", 0)
     print(
@@ -205,6 +208,24 @@ async def _run_connector(
         finally:
             await server.stop()
     return {k: int(v) for k, v in connector.stats().items()}
+
+
+def _calls_by_api(sandbox_url: str) -> str:
+    """Requests Attentive (the sandbox) answered 2xx, per API, e.g. ``identity=12 privacy.delete=3``."""
+    import httpx
+
+    from connector.attentive.endpoints import BY_PATH
+
+    try:
+        by_path = httpx.get(f"{sandbox_url}/__sandbox/stats", timeout=10).json()["by_path"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return f"attentive calls: unknown (sandbox stats unreadable: {type(exc).__name__})"
+    counts = {
+        str(BY_PATH[path]): sum(n for status, n in by_status.items() if status.startswith("2"))
+        for path, by_status in by_path.items()
+        if path in BY_PATH
+    }
+    return "attentive calls answered 2xx: " + " ".join(f"{api}={n}" for api, n in sorted(counts.items()))
 
 
 def _progress(s: dict[str, Any], produced: int) -> str:

@@ -1,7 +1,7 @@
-"""Realistic sample events for the three topics, and ``attentive-connector produce-samples``.
+"""Realistic sample events for the four topics, and ``attentive-connector produce-samples``.
 
 :func:`generate` yields records in the decoded representation (``Decimal`` prices, UTC ``datetime`` s, ``date``
-birthdays) for ``orders``, ``loyalty`` or ``signups``: a small population of customers (phones written the
+birthdays) for ``orders``, ``loyalty``, ``signups`` or ``privacy`` (deletion requests): a small population of customers (phones written the
 ways people type them, emails, some with only one of the two), a realistic mix of event kinds, recent
 ``occurred_at`` s. Every record routes cleanly through the shipped ``config/rules.yaml`` (a test checks it), so a
 demo shows deliveries rather than dead letters; ``invalid_ratio`` mixes in records whose phone cannot be
@@ -34,9 +34,14 @@ from connector.observability.logs import configure_logging, kafka_client_logger
 from connector.rules.expressions import Expr
 from connector.source.probe import KafkaUnreachableError, cluster_topics
 
-KINDS = ("orders", "loyalty", "signups")
+KINDS = ("orders", "loyalty", "signups", "privacy")
 # Schema record name -> sample kind, so a topic with any name but one of our schemas gets the right samples.
-KIND_BY_SCHEMA = {"OrderEvent": "orders", "LoyaltyEvent": "loyalty", "SignupEvent": "signups"}
+KIND_BY_SCHEMA = {
+    "OrderEvent": "orders",
+    "LoyaltyEvent": "loyalty",
+    "SignupEvent": "signups",
+    "PrivacyDeleteRequest": "privacy",
+}
 
 _FIRST = (
     "Ava",
@@ -132,7 +137,7 @@ def generate(
     rng = random.Random(f"{kind}:{seed}")
     now = now or datetime.now(UTC)
     customers = [_Customer(rng, i, invalid_ratio) for i in range(max(5, count // 4))]
-    make = {"orders": _order, "loyalty": _loyalty, "signups": _signup}[kind]
+    make = {"orders": _order, "loyalty": _loyalty, "signups": _signup, "privacy": _privacy}[kind]
     for _ in range(count):
         occurred = (now - timedelta(seconds=rng.uniform(0, 3600))).replace(microsecond=0)
         occurred = occurred.replace(microsecond=rng.randrange(0, 1000) * 1000)
@@ -262,6 +267,20 @@ def _signup(rng: random.Random, customer: _Customer, occurred: datetime) -> dict
         "attributes": {"utm_source": rng.choice(("instagram", "google", "newsletter"))}
         if rng.random() < 0.5
         else {},
+        "occurred_at": occurred,
+    }
+
+
+def _privacy(rng: random.Random, customer: _Customer, occurred: datetime) -> dict[str, Any]:
+    # Deletion requests name the person by what the privacy form collected; some only by the customer id.
+    record = customer.as_record(rng)
+    if rng.random() < 0.15:
+        record.update(phone=None, email=None)
+    return {
+        "request_id": f"DSR-{rng.randrange(100000, 999999)}",
+        "customer": record,
+        "regulation": rng.choice(("CCPA", "CCPA", "GDPR", "OTHER")),
+        "source": rng.choice(("privacy-portal", "support", None)),
         "occurred_at": occurred,
     }
 

@@ -15,6 +15,8 @@ class Endpoint(enum.StrEnum):
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
     CUSTOM_ATTRIBUTES = "custom_attributes"
+    IDENTITY = "identity"
+    PRIVACY_DELETE = "privacy.delete"
 
     @property
     def path(self) -> str:
@@ -31,7 +33,8 @@ class Endpoint(enum.StrEnum):
 
     @property
     def default_rate_limit(self) -> float:
-        """Requests per second Attentive publishes for this endpoint."""
+        """Requests per second Attentive publishes for this endpoint (privacy.delete: a conservative default,
+        Attentive publishes none)."""
         return _RATES.get(self, 150.0)
 
 
@@ -45,6 +48,8 @@ _PATHS: dict[Endpoint, str] = {
     Endpoint.SUBSCRIBE: "/v1/subscriptions",
     Endpoint.UNSUBSCRIBE: "/v1/subscriptions/unsubscribe",
     Endpoint.CUSTOM_ATTRIBUTES: "/v1/attributes/custom",
+    Endpoint.IDENTITY: "/v1/identity-resolution/user-identifiers",
+    Endpoint.PRIVACY_DELETE: "/v1/privacy/delete-request",
 }
 
 _SCHEMAS: dict[Endpoint, str] = {
@@ -55,8 +60,17 @@ _SCHEMAS: dict[Endpoint, str] = {
     Endpoint.SUBSCRIBE: "AddSubscriptionsRequestDto",
     Endpoint.UNSUBSCRIBE: "UnsubscribeSubscriptionsRequestDto",
     Endpoint.CUSTOM_ATTRIBUTES: "CustomAttributesRequest",
+    Endpoint.IDENTITY: "IdentifyRequestDto",
+    Endpoint.PRIVACY_DELETE: "PrivacyRequestAddDeleteEventDto",
 }
 
-_RATES: dict[Endpoint, float] = {Endpoint.SUBSCRIBE: 10.0, Endpoint.UNSUBSCRIBE: 5.0}
+_RATES: dict[Endpoint, float] = {
+    Endpoint.SUBSCRIBE: 10.0,
+    Endpoint.UNSUBSCRIBE: 5.0,
+    Endpoint.IDENTITY: 10.0,  # published: "Identity: 10 requests per second"
+    # Not published for privacy requests. Deletions are rare; 5/s (the lowest limit Attentive publishes for
+    # a per-person endpoint, unsubscribe's) is a conservative default that never tests the general 150/s.
+    Endpoint.PRIVACY_DELETE: 5.0,
+}
 
 BY_PATH: dict[str, Endpoint] = {e.path: e for e in Endpoint}

@@ -44,6 +44,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from connector.attentive import identity
 from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.formats import EMAIL_RE, format_timestamp
@@ -382,7 +383,7 @@ class MeInfo(BaseModel):
 
 # --- the seam -----------------------------------------------------------------------------------------
 
-MODELS: dict[Endpoint, type[_Model]] = {
+MODELS: dict[Endpoint, type[BaseModel]] = {
     Endpoint.PRODUCT_VIEW: ProductViewRequest,
     Endpoint.ADD_TO_CART: AddToCartRequest,
     Endpoint.PURCHASE: PurchaseRequest,
@@ -390,6 +391,7 @@ MODELS: dict[Endpoint, type[_Model]] = {
     Endpoint.SUBSCRIBE: SubscribeRequest,
     Endpoint.UNSUBSCRIBE: UnsubscribeRequest,
     Endpoint.CUSTOM_ATTRIBUTES: CustomAttributesRequest,
+    **identity.MODELS,  # identity, privacy.delete (connector/attentive/identity.py)
 }
 
 _DROP = object()

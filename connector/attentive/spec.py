@@ -10,7 +10,9 @@ Two layers, both reported the same way (a list of problems, each starting with t
 2. **The documented rules the schema leaves to prose**: E.164 phones, the forbidden characters in custom event
    ``type`` and property keys, scalar-only custom attributes with names ≤ 200 characters, subscribe's
    ``signUpSourceId``-or-``locale``+``subscriptionType``, a non-empty ``user`` with only the allowed keys, a
-   non-empty ``items``/``price``, notification languages, locale codes.
+   non-empty ``items``/``price``, notification languages, locale codes; identity's "a client user or custom
+   identifier needs to be accompanied by at least one other identifier" and its 100-character limits; a
+   privacy deletion's ``subjectPhone`` or ``subjectEmail``, else ``clientUserId``.
 
 The validator is deliberately a little stricter than Attentive where Attentive's docs say "avoid" (empty
 identifiers) and where Attentive would silently ignore a mistake (an unknown top-level key such as the
@@ -52,6 +54,10 @@ EVENT_TYPE_FORBIDDEN = frozenset("\"'(){}[]\\|,")
 # Union of the sets Attentive documents in different places (REST reference, GraphQL page), see module doc.
 PROPERTY_KEY_FORBIDDEN = frozenset("\"'{}[]\\|,")
 ATTRIBUTE_NAME_MAX = 200
+# Identity API: "There is a 100 character limit" on email, shopifyId, klaviyoId, clientUserId and
+# customIdentifiers (applied to each custom identifier's name and value).
+IDENTIFIER_MAX = 100
+IDENTITY_LIMITED = ("email", "shopifyId", "klaviyoId", "clientUserId")
 NOTIFICATION_LANGUAGES = ("en-US", "fr-CA")
 
 # Keys allowed inside ``user``: EventUser (events, attributes) vs UserDto1 (subscribe, unsubscribe).
@@ -261,6 +267,10 @@ class SpecValidator:
             yield from _subscribe_rules(body)
         elif endpoint is Endpoint.UNSUBSCRIBE:
             yield from _unsubscribe_rules(body)
+        elif endpoint is Endpoint.IDENTITY:
+            yield from _identity_rules(body)
+        elif endpoint is Endpoint.PRIVACY_DELETE:
+            yield from _privacy_delete_rules(body)
 
 
 def _dedupe(messages: Iterable[str]) -> list[str]:
@@ -410,6 +420,65 @@ def _unsubscribe_rules(body: Mapping[str, Any]) -> Iterator[str]:
         lang = note.get("language")
         if isinstance(lang, str) and lang not in NOTIFICATION_LANGUAGES:
             yield f"$.notification.language: must be one of {', '.join(NOTIFICATION_LANGUAGES)}"
+
+
+def _identity_rules(body: Mapping[str, Any]) -> Iterator[str]:
+    """``IdentifyRequestDto``: what the operation's description and field descriptions say."""
+    for key in ("phone", *IDENTITY_LIMITED):
+        value = body.get(key)
+        if not isinstance(value, str):
+            continue
+        if _blank(value):
+            yield f"{json_path([key])}: must not be an empty string (omit the field instead)"
+        elif len(value) > IDENTIFIER_MAX and key != "phone":
+            yield f"{json_path([key])}: longer than {IDENTIFIER_MAX} characters"
+    phone, email = body.get("phone"), body.get("email")
+    if isinstance(phone, str) and phone.strip() and not E164_RE.match(phone):
+        yield "$.phone: not an E.164 phone number ('+', country code and number, digits only)"
+    if isinstance(email, str) and email.strip() and not _EMAIL_RE.match(email):
+        yield "$.email: not a valid email address"
+    customs = body.get("customIdentifiers")
+    n_custom = 0
+    if isinstance(customs, list):
+        if not customs:
+            yield "$.customIdentifiers: must not be empty (omit the field instead)"
+        for i, item in enumerate(customs):
+            if not isinstance(item, Mapping):
+                continue
+            n_custom += 1
+            for part in ("name", "value"):
+                value = item.get(part)
+                where = json_path(["customIdentifiers", i, part])
+                if not isinstance(value, str) or _blank(value):
+                    yield f"{where}: required, non-empty string"
+                elif len(value) > IDENTIFIER_MAX:
+                    yield f"{where}: longer than {IDENTIFIER_MAX} characters"
+    present = [k for k in ("phone", "email", "shopifyId", "klaviyoId", "clientUserId") if _given(body.get(k))]
+    if "clientUserId" not in present and not n_custom:
+        yield "$: needs clientUserId or customIdentifiers (the identifiers to associate with the person)"
+    elif len(present) + n_custom < 2:
+        yield (
+            "$: a client user or custom identifier needs to be accompanied by at least one other identifier "
+            "(phone, email, shopifyId, klaviyoId, clientUserId or another custom identifier)"
+        )
+
+
+def _privacy_delete_rules(body: Mapping[str, Any]) -> Iterator[str]:
+    """``PrivacyRequestAddDeleteEventDto``: subjectPhone or subjectEmail, else clientUserId."""
+    for key in ("subjectPhone", "subjectEmail", "clientUserId", "requestMsg"):
+        if _blank(body.get(key)):
+            yield f"{json_path([key])}: must not be an empty string (omit the field instead)"
+    phone, email = body.get("subjectPhone"), body.get("subjectEmail")
+    if isinstance(phone, str) and phone.strip() and not E164_RE.match(phone):
+        yield "$.subjectPhone: not an E.164 phone number ('+', country code and number, digits only)"
+    if isinstance(email, str) and email.strip() and not _EMAIL_RE.match(email):
+        yield "$.subjectEmail: not a valid email address"
+    if not any(_given(body.get(k)) for k in ("subjectPhone", "subjectEmail", "clientUserId")):
+        yield "$: needs subjectPhone or subjectEmail, else clientUserId (who is to be deleted)"
+
+
+def _given(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 @functools.cache

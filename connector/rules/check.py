@@ -13,11 +13,15 @@ than wrong.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from connector.attentive.endpoints import Endpoint
+from connector.attentive.spec import IDENTIFIER_MAX
 from connector.avro.schema import SCALAR_KINDS, AvroType, TopicSchema, short_name
 from connector.rules.expressions import FUNCTION_NAMES, Expr
+from connector.rules.model import RuleSpec
 from connector.rules.problems import Problems
 from connector.rules.rule import Rule
 from connector.rules.targets import (
@@ -70,6 +74,86 @@ def check_rule(rule: Rule, topic: str, schema: TopicSchema, problems: Problems) 
         ctx.check_node(node, root, targets[key], f"fields.{key}")
     if rule.external_event_id is not None:
         ctx.check_node(rule.external_event_id, root, EXTERNAL_EVENT_ID, "external_event_id")
+
+
+# --- identity and privacy.delete: what their user: section needs -----------------------------------------
+
+_LINKED = ("client_user_id",)
+_OTHER_IDENTIFIERS = ("phone", "email", "shopify_id", "klaviyo_id")
+_LIMITED_KEYS = ("email", "shopify_id", "klaviyo_id", "client_user_id")
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}")
+
+
+def check_identity_rule(spec: RuleSpec, problems: Problems) -> None:
+    """The rules of the Identity API and of privacy deletion requests that a rule table can break statically.
+
+    identity: a client user id or custom identifier to associate, accompanied by at least one other identifier
+    (Attentive's wording); values written in the rule (literals, a template's fixed text) and custom identifier
+    names within the 100-character limit; no ``max_age`` (a link stays true however old the record, and the
+    events relying on it would go unattributed). privacy.delete: no ``max_age`` (a deletion is never "stale").
+    Whether a record actually carries the values is data: those records are dead-lettered with the reason.
+    """
+    api, name, user = spec.api, spec.name, spec.user
+    if api not in (Endpoint.IDENTITY, Endpoint.PRIVACY_DELETE):
+        return
+    if spec.max_age is not None:
+        why = (
+            "a deletion request must never be skipped as stale"
+            if api is Endpoint.PRIVACY_DELETE
+            else "a link stays true however old the record is, and the events relying on it would go "
+            "unattributed"
+        )
+        problems.add(f"{api.value} takes no max_age: {why}", rule=name, where="max_age")
+    if api is not Endpoint.IDENTITY:
+        return
+    mapped = [k for k in (*_OTHER_IDENTIFIERS, *_LINKED) if getattr(user, k) is not None]
+    customs = list(user.custom_identifiers)
+    if mapped or customs:
+        if "client_user_id" not in mapped and not customs:
+            problems.add(
+                "identity needs user.client_user_id or user.custom_identifiers: the identifiers to associate "
+                "with the person",
+                rule=name,
+                where="user",
+            )
+        elif len(mapped) + len(customs) < 2:
+            problems.add(
+                "identity: a client user or custom identifier needs to be accompanied by at least one other "
+                "identifier; map user.phone, user.email, user.shopify_id or user.klaviyo_id (or a second "
+                "custom identifier)",
+                rule=name,
+                where="user",
+            )
+    for key in _LIMITED_KEYS:
+        _check_fixed_length(getattr(user, key), f"user.{key}", name, problems)
+    for ident, raw in user.custom_identifiers.items():
+        where = f"user.custom_identifiers.{ident if len(str(ident)) <= 40 else str(ident)[:40] + '…'}"
+        if len(str(ident)) > IDENTIFIER_MAX:
+            problems.add(
+                f"custom identifier name longer than {IDENTIFIER_MAX} characters (Attentive's limit)",
+                rule=name,
+                where=where,
+            )
+        _check_fixed_length(raw, where, name, problems)
+
+
+def _check_fixed_length(raw: Any, where: str, rule: str, problems: Problems) -> None:
+    """A value written in the rule itself that is always over the limit (a literal, a template's own text)."""
+    if isinstance(raw, bool) or raw is None:
+        return
+    fixed: str | None = None
+    if isinstance(raw, int | float):
+        fixed = str(raw)
+    elif isinstance(raw, dict) and len(raw) == 1 and isinstance(raw.get("literal"), str | int):
+        fixed = str(raw["literal"])
+    elif isinstance(raw, dict) and len(raw) == 1 and isinstance(raw.get("template"), str):
+        fixed = _PLACEHOLDER.sub("", raw["template"])
+    if fixed is not None and len(fixed) > IDENTIFIER_MAX:
+        problems.add(
+            f"always longer than {IDENTIFIER_MAX} characters (Attentive's limit for identifiers)",
+            rule=rule,
+            where=where,
+        )
 
 
 def _element_type(t: AvroType) -> AvroType | None:

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
+from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.avro.jsonrecords import jsonable
 from connector.errors import RoutingError
 from connector.rules.expressions import Expr, getter, is_true
@@ -166,6 +167,9 @@ class Rule:
                     rule=self.name,
                     reason="no_identifier",
                 )
+        if self.api in FLAT_USER_APIS:  # identity, privacy.delete take the identifiers as top-level fields
+            data.update(flat_user_fields(self.api, user))
+            return
         data["user"] = user
 
     def _build_items(

@@ -19,12 +19,19 @@ from pydantic import ValidationError
 from connector.attentive.endpoints import Endpoint
 from connector.avro.schema import TopicSchema
 from connector.errors import ConfigError
-from connector.rules.check import check_rule
+from connector.rules.check import check_identity_rule, check_rule
 from connector.rules.expressions import Expr, ExpressionError
 from connector.rules.model import RuleSpec, RuleTableSpec
 from connector.rules.problems import Problems
 from connector.rules.rule import ItemsPlan, Rule
-from connector.rules.targets import ECOMMERCE, FIELDS, ITEM_FIELDS, MOVED, SUBSCRIBER_APIS
+from connector.rules.targets import (
+    ECOMMERCE,
+    FIELDS,
+    ITEM_FIELDS,
+    MOVED,
+    SHOPIFY_KLAVIYO_APIS,
+    SUBSCRIBER_APIS,
+)
 from connector.rules.values import Node, NodeError, parse_node
 
 
@@ -164,8 +171,8 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
         raw = getattr(spec.user, key)
         if raw is None:
             continue
-        if key in ("shopify_id", "klaviyo_id") and api is not Endpoint.SUBSCRIBE:
-            problems.add(f"{key} is only accepted by subscribe", rule=name, where=f"user.{key}")
+        if key in ("shopify_id", "klaviyo_id") and api not in SHOPIFY_KLAVIYO_APIS:
+            problems.add(f"{key} is only accepted by subscribe and identity", rule=name, where=f"user.{key}")
             continue
         if key == "client_user_id" and api is Endpoint.UNSUBSCRIBE:
             problems.add(
@@ -181,6 +188,12 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
     if spec.user.custom_identifiers and api is Endpoint.UNSUBSCRIBE:
         problems.add(
             "unsubscribe identifies the user by phone or email only",
+            rule=name,
+            where="user.custom_identifiers",
+        )
+    elif spec.user.custom_identifiers and api is Endpoint.PRIVACY_DELETE:
+        problems.add(
+            "privacy.delete identifies the person by phone or email, else client_user_id",
             rule=name,
             where="user.custom_identifiers",
         )
@@ -227,7 +240,7 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
             problems.add(
                 f"{api.value} has no field {key!r}"
                 + (f"; did you mean {hint[0]!r}?" if hint else "")
-                + f" (fields: {', '.join(allowed) or 'none besides user and items'})",
+                + f" (fields: {', '.join(allowed) or 'none: the identifiers come from user:'})",
                 rule=name,
                 where=f"fields.{key}",
             )
@@ -250,6 +263,8 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
             "subscribe needs fields.signUpSourceId, or both fields.locale and fields.subscriptionType",
             rule=name,
         )
+
+    check_identity_rule(spec, problems)  # identity, privacy.delete: what their user: needs (no-op otherwise)
 
     # --- external event id
     external_event_id: Node | None = None

@@ -105,6 +105,9 @@ FIELDS: dict[Endpoint, dict[str, Target]] = {
             },
         ),
     },
+    # The person's identifiers come from the rule's user: section (connector/attentive/identity.py).
+    Endpoint.IDENTITY: {},
+    Endpoint.PRIVACY_DELETE: {"requestMsg": Target(STRING, "an audit message (text, no personal data)")},
 }
 
 # Keys of the rule's `fields` that belong elsewhere, with the place to write them instead.
@@ -139,3 +142,5 @@ ITEM_FIELDS: dict[str, tuple[str, Target]] = {
 EXTERNAL_EVENT_ID = _ID
 ECOMMERCE = frozenset({Endpoint.PRODUCT_VIEW, Endpoint.ADD_TO_CART, Endpoint.PURCHASE})
 SUBSCRIBER_APIS = frozenset({Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE})
+# Which user: keys each call accepts beyond phone, email, client_user_id and custom_identifiers.
+SHOPIFY_KLAVIYO_APIS = frozenset({Endpoint.SUBSCRIBE, Endpoint.IDENTITY})

@@ -7,8 +7,14 @@ Serves the endpoints the connector uses under ``/v1`` (plus ``GET /v1/me``), the
    ``x-ratelimit-remaining`` on every answer, 429 with ``Retry-After`` over the limit;
 3. injected faults (error statuses by probability), decided before validation;
 4. the body checked by :class:`~connector.attentive.spec.SpecValidator` (Attentive's own OpenAPI schemas plus
-   the documented rules): 400 ``{"error": {"id", "message"}}`` naming each bad field;
-5. the answer: 200 for events and attributes, 202 with per-subscription status for (un)subscribe.
+   the documented rules): 400 ``{"error": {"id", "message"}}`` naming each bad field (privacy deletions:
+   ``{"error": "..."}``, the spec's ``PrivacyRequestErrorDto``);
+5. the answer: 200 for events and attributes, 202 with per-subscription status for (un)subscribe, 202 without
+   a body for identity ("Request processed"), 200 ``{"id": ...}`` (``PrivacyRequestDto``) for a deletion
+   request, which ``GET /v1/privacy/delete-request/{id}`` then returns with the subject masked.
+
+Identity links are remembered, and events naming their person only by external identifiers are counted as
+attributed or not (see :mod:`connector.sandbox.identities`; ``GET /__sandbox/stats`` → ``identity``).
 
 Injected latency (fixed + jitter) delays every ``/v1`` answer. Every ``/v1`` request is journaled.
 Control API (no auth; it is a local test tool): ``GET|POST /__sandbox/faults``, ``GET|DELETE
@@ -31,6 +37,7 @@ from connector.attentive.endpoints import ME_PATH, Endpoint
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.spec import SpecValidator, default_validator
 from connector.sandbox.faults import Faults, FaultsError
+from connector.sandbox.identities import Identities, PrivacyRequests
 from connector.sandbox.journal import Journal
 from connector.sandbox.ratewindow import FixedWindow
 from connector.sandbox.subscriptions import Subscriptions
@@ -43,6 +50,17 @@ ME_INFO = {
     "companyId": "U2FuZGJveFJldGFpbA",
 }
 _JSON = "application/json"
+PRIVACY_REQUEST_PATH = Endpoint.PRIVACY_DELETE.path + "/{id}"
+# Calls whose body names a person by EventUser: counted as attributed or not when only external ids are given.
+_EVENT_USER_APIS = frozenset(
+    {
+        Endpoint.PRODUCT_VIEW,
+        Endpoint.ADD_TO_CART,
+        Endpoint.PURCHASE,
+        Endpoint.CUSTOM_EVENT,
+        Endpoint.CUSTOM_ATTRIBUTES,
+    }
+)
 
 
 @dataclass
@@ -82,6 +100,8 @@ class Sandbox:
         self.faults = Faults.parse(settings.faults, now=self._clock())
         self.journal = Journal(settings.journal_max)
         self.subscriptions = Subscriptions()
+        self.identities = Identities()
+        self.privacy = PrivacyRequests()
         self._error_ids = itertools.count(1)
 
     # --- /v1 ---------------------------------------------------------------------------------------
@@ -126,16 +146,31 @@ class Sandbox:
                 headers["Retry-After"] = "1"
             return self._error(injected, f"injected fault: HTTP {injected}", headers)
         subscriber = endpoint is Endpoint.SUBSCRIBE or endpoint is Endpoint.UNSUBSCRIBE
-        if self.validator is None and not subscriber:
-            return web.Response(status=200, headers=headers)  # --no-validate: raw speed, body not even parsed
+        privacy = endpoint is Endpoint.PRIVACY_DELETE
+        if self.validator is None and not subscriber and not privacy:
+            # --no-validate: raw speed, body not even parsed
+            return web.Response(status=202 if endpoint is Endpoint.IDENTITY else 200, headers=headers)
         try:
             body = loads(raw)
         except ValueError:
-            return self._error(400, "$: request body is not valid JSON", headers)
+            return self._invalid(endpoint, "$: request body is not valid JSON", headers)
         if self.validator is not None:
             problems = self.validator.validate(endpoint, body)
             if problems:
-                return self._error(400, "; ".join(problems), headers)
+                return self._invalid(endpoint, "; ".join(problems), headers)
+        if endpoint is Endpoint.IDENTITY:
+            if isinstance(body, Mapping):
+                self.identities.link(body)
+            return web.Response(status=202, headers=headers)
+        if privacy:
+            if not isinstance(body, Mapping):
+                return self._invalid(endpoint, "$: expected object", headers)
+            request_id = self.privacy.add(body, now)
+            return web.Response(
+                status=200, body=dumps({"id": request_id}), content_type=_JSON, headers=headers
+            )
+        if endpoint in _EVENT_USER_APIS and isinstance(body, Mapping):
+            self.identities.observe_event(body)
         if subscriber:
             if not isinstance(body, Mapping):
                 return self._error(400, "$: expected object", headers)
@@ -146,6 +181,29 @@ class Sandbox:
             )
             return web.Response(status=202, body=dumps(result), content_type=_JSON, headers=headers)
         return web.Response(status=200, headers=headers)
+
+    def _invalid(self, endpoint: Endpoint, message: str, headers: dict[str, str]) -> web.Response:
+        """400 for a bad body; privacy deletions answer ``PrivacyRequestErrorDto`` (``{"error": "..."}``)."""
+        if endpoint is Endpoint.PRIVACY_DELETE:
+            return web.Response(
+                status=400, body=dumps({"error": message}), content_type=_JSON, headers=headers
+            )
+        return self._error(400, message, headers)
+
+    async def handle_privacy_request(self, request: web.Request) -> web.Response:
+        """``GET /v1/privacy/delete-request/{id}``: the request as ``PrivacyRequestDto``, subject masked."""
+        now = self._clock()
+        if request.headers.get("Authorization") != self._auth or self.faults.unauthorized(now):
+            response = self._error(401, "Unauthorized", {})
+        else:
+            found = self.privacy.get(request.match_info["id"])
+            response = (
+                web.Response(status=200, body=dumps(found), content_type=_JSON)
+                if found is not None
+                else self._error(404, "The specified resource was not found", {})
+            )
+        self.journal.record(request.method, request.path, None, b"", response.status, time.time())
+        return response
 
     async def handle_me(self, request: web.Request) -> web.Response:
         now = self._clock()
@@ -191,13 +249,19 @@ class Sandbox:
         return _json({"cleared": True})
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return _json(self.journal.stats())
+        stats = self.journal.stats()
+        stats["identity"] = self.identities.stats()
+        stats["privacy"] = {"delete_requests": len(self.privacy)}
+        return _json(stats)
 
     async def reset(self, request: web.Request) -> web.Response:
-        """Journal, faults, subscriptions and rate windows back to the start (flags' faults are dropped too)."""
+        """Journal, faults, subscriptions, identity links, deletion requests and rate windows back to the start
+        (flags' faults are dropped too)."""
         self.journal.clear()
         self.faults = Faults()
         self.subscriptions.clear()
+        self.identities.clear()
+        self.privacy.clear()
         self.windows = {e: FixedWindow(self.settings.limit(e)) for e in Endpoint}
         return _json({"reset": True})
 
@@ -229,6 +293,7 @@ def make_app(settings: SandboxSettings) -> web.Application:
     for endpoint in Endpoint:
         app.router.add_post(endpoint.path, _bind(sandbox, endpoint))
     app.router.add_get(ME_PATH, sandbox.handle_me)
+    app.router.add_get(PRIVACY_REQUEST_PATH, sandbox.handle_privacy_request)
     app.router.add_get("/__sandbox/faults", sandbox.get_faults)
     app.router.add_post("/__sandbox/faults", sandbox.set_faults)
     app.router.add_get("/__sandbox/requests", sandbox.get_requests)

@@ -52,6 +52,8 @@ FAST_RATES = {
     "ecommerce.product_view": 2000,
     "ecommerce.add_to_cart": 2000,
     "ecommerce.purchase": 2000,
+    "identity": 2000,
+    "privacy.delete": 2000,
 }
 
 

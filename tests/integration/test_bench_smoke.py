@@ -44,6 +44,8 @@ ENDPOINTS = (
     "subscribe",
     "unsubscribe",
     "custom_attributes",
+    "identity",
+    "privacy.delete",
 )
 
 

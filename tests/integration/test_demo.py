@@ -26,6 +26,10 @@ def test_demo_ends_with_the_summary_line_and_nothing_pending(kafka_bootstrap: st
     produced, delivered, skipped, dead, pending = map(int, match.groups())
     assert pending == 0
     assert produced == delivered + skipped + dead + pending
-    assert produced == 3 * 20 + 3 * 1
-    assert dead >= 3  # the three records that are not Avro
+    assert produced == 4 * 20 + 4 * 1  # orders, loyalty, signups, privacy
+    assert dead >= 4  # the four records that are not Avro
     assert delivered > 0
+    prefix = "demo: attentive calls answered 2xx: "
+    assert lines[-2].startswith(prefix), lines[-2]
+    calls = dict(pair.split("=") for pair in lines[-2].removeprefix(prefix).split())
+    assert int(calls["identity"]) > 0 and int(calls["privacy.delete"]) > 0  # both exercised

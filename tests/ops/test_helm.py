@@ -307,7 +307,7 @@ def test_inline_rules_and_extra_files_replace_the_defaults(render: Render) -> No
 
 def test_a_default_topic_can_be_removed_with_null(render: Render) -> None:
     topics = render(set_values=["config.topics.orders=null"]).connector_config()["topics"]
-    assert sorted(topics) == ["loyalty", "signups"]
+    assert sorted(topics) == ["loyalty", "privacy", "signups"]
 
 
 # -- secrets --------------------------------------------------------------------------------------

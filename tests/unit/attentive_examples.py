@@ -41,6 +41,10 @@ def spec_examples() -> dict[Endpoint, dict[str, Any]]:
     # The one field without an example whose prose restricts its values ("only supports en-US and fr-CA"):
     # a placeholder "string" would rightly be refused, so use a documented value.
     out[Endpoint.UNSUBSCRIBE]["notification"]["language"] = "en-US"
+    # The spec's shopifyId example is the number 123456789000 although the field is a string: send it as text.
+    out[Endpoint.IDENTITY]["shopifyId"] = str(out[Endpoint.IDENTITY]["shopifyId"])
+    # Privacy subjects have no examples; the "string" placeholders are no phone or email: documented shapes.
+    out[Endpoint.PRIVACY_DELETE].update(subjectPhone="+13115552368", subjectEmail="test@gmail.com")
     return out
 
 
@@ -164,6 +168,22 @@ DOC_SAMPLES: list[tuple[str, Endpoint, dict[str, Any]]] = [
         },
     ),
     (
+        "identity: link a client user id to a phone",
+        Endpoint.IDENTITY,
+        {"phone": "+13115552368", "clientUserId": "123456"},
+    ),
+    (
+        "identity: custom identifier accompanied by a client user id",
+        Endpoint.IDENTITY,
+        {"clientUserId": "123456", "customIdentifiers": [{"name": "loyaltyId", "value": "1122334455"}]},
+    ),
+    (
+        "privacy delete by email with an audit message",
+        Endpoint.PRIVACY_DELETE,
+        {"subjectEmail": "test@gmail.com", "requestMsg": "The subscriber requested to be removed"},
+    ),
+    ("privacy delete by client user id only", Endpoint.PRIVACY_DELETE, {"clientUserId": "abc12345"}),
+    (
         "docs custom attributes",
         Endpoint.CUSTOM_ATTRIBUTES,
         {
@@ -234,5 +254,58 @@ BAD_SHAPES: list[tuple[str, Endpoint, dict[str, Any], str]] = [
         Endpoint.SUBSCRIBE,
         {"user": {"phone": "+13115552368"}},
         "signUpSourceId",
+    ),
+    ("identity: only a client id", Endpoint.IDENTITY, {"clientUserId": "123456"}, "accompanied"),
+    (
+        "identity: nothing to associate",
+        Endpoint.IDENTITY,
+        {"phone": "+13115552368", "email": "test@gmail.com"},
+        "needs clientUserId or customIdentifiers",
+    ),
+    (
+        "identity: over-long client user id",
+        Endpoint.IDENTITY,
+        {"phone": "+13115552368", "clientUserId": "u" * 101},
+        "$.clientUserId: longer than 100",
+    ),
+    (
+        "identity: over-long custom identifier value",
+        Endpoint.IDENTITY,
+        {"email": "a@b.co", "customIdentifiers": [{"name": "loyaltyId", "value": "9" * 101}]},
+        "$.customIdentifiers[0].value: longer than 100",
+    ),
+    (
+        "identity: non-E.164 phone",
+        Endpoint.IDENTITY,
+        {"phone": "(311) 555-2368", "clientUserId": "123456"},
+        "$.phone",
+    ),
+]
+
+# Privacy deletions answer 400 with ``PrivacyRequestErrorDto`` (``{"error": "text"}``), hence a list of their own.
+PRIVACY_BAD_SHAPES: list[tuple[str, Endpoint, dict[str, Any], str]] = [
+    (
+        "privacy: no phone, email or client user id",
+        Endpoint.PRIVACY_DELETE,
+        {"requestMsg": "CCPA deletion request 42"},
+        "needs subjectPhone or subjectEmail, else clientUserId",
+    ),
+    (
+        "privacy: non-E.164 phone",
+        Endpoint.PRIVACY_DELETE,
+        {"subjectPhone": "617-555-0139"},
+        "$.subjectPhone",
+    ),
+    (
+        "privacy: empty email",
+        Endpoint.PRIVACY_DELETE,
+        {"subjectEmail": " ", "clientUserId": "c1"},
+        "$.subjectEmail",
+    ),
+    (
+        "privacy: unknown field",
+        Endpoint.PRIVACY_DELETE,
+        {"subscriberPhone": "+13115552368"},
+        "$.subscriberPhone",
     ),
 ]

@@ -45,7 +45,7 @@ def write_config(
     else:
         rules_path = tmp_path / "rules.yaml"
         rules_path.write_text(textwrap.dedent(rules), encoding="utf-8")
-    topics = topics or {t: {} for t in ("orders", "loyalty", "signups")}
+    topics = topics or {t: {} for t in ("orders", "loyalty", "signups", "privacy")}
     lines = ["kafka:", "  bootstrap_servers: 127.0.0.1:1"]
     if registry_url:
         lines += ["  schema_registry:", f"    url: {registry_url}"]

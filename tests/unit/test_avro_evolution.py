@@ -73,7 +73,7 @@ def test_old_and_new_writers_decode_into_the_reader_shape_and_route_the_same(tmp
         tmp_path,
         SHIPPED_RULES,
         registry_client=client,
-        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
+        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}, "privacy": {}},
         registry_url="mock://unused",
     )
     writers = {"old": older_writer(), "current": _reader(), "new": newer_writer()}

@@ -56,7 +56,7 @@ def shipped(tmp_path: Path) -> Router:
         tmp_path,
         SHIPPED_RULES,
         clock=lambda: NOW.timestamp(),
-        topics={"orders": {"key_field": "customer.id"}, "loyalty": {}, "signups": {}},
+        topics={"orders": {"key_field": "customer.id"}, "loyalty": {}, "signups": {}, "privacy": {}},
     )
 
 
@@ -126,9 +126,12 @@ def test_custom_event_without_mapped_id_gets_a_deterministic_one(tmp_path: Path)
     assert other["externalEventId"] != first["externalEventId"]
 
 
-def test_signup_subscribe_then_profile_then_unsubscribe(shipped: Router) -> None:
+def test_signup_links_then_subscribes_then_profile_then_unsubscribe(shipped: Router) -> None:
     result = _route(shipped, "signups", signup(birthday="1990-02-03", interests=["yoga", "travel"]))
-    sub, profile = result.calls
+    link, sub, profile = result.calls  # rule order: the identity link goes first
+    assert link.endpoint is Endpoint.IDENTITY and link.rule == "link-customer-id"
+    assert link.body == {"phone": "+12125550199", "email": "maya@example.com", "clientUserId": "cust-3"}
+    assert [c.record_id for c in result.calls] == ["signups/2/10/0", "signups/2/10/1", "signups/2/10/2"]
     assert sub.endpoint is Endpoint.SUBSCRIBE and sub.rule == "sms-opt-in"
     assert sub.body == {
         "user": {"phone": "+12125550199"},
@@ -142,20 +145,24 @@ def test_signup_subscribe_then_profile_then_unsubscribe(shipped: Router) -> None
         "Interests": "yoga, travel",
     }
     by_locale = _route(shipped, "signups", signup(sign_up_source_id=None, locale="fr-CA", first_name=None))
-    assert [c.rule for c in by_locale.calls] == ["sms-opt-in-by-locale"]
-    assert by_locale.calls[0].body["locale"] == {"language": "fr", "country": "CA"}
-    assert by_locale.calls[0].body["subscriptionType"] == "MARKETING"
+    assert [c.rule for c in by_locale.calls] == ["link-customer-id", "sms-opt-in-by-locale"]
+    assert by_locale.calls[1].body["locale"] == {"language": "fr", "country": "CA"}
+    assert by_locale.calls[1].body["subscriptionType"] == "MARKETING"
     out = _route(
         shipped, "signups", signup(channel="EMAIL", consent={"type": "MARKETING", "status": "OPT_OUT"})
     )
     assert [(c.rule, c.body) for c in out.calls] == [
+        (
+            "link-customer-id",
+            {"phone": "+12125550199", "email": "maya@example.com", "clientUserId": "cust-3"},
+        ),
         (
             "email-opt-out",
             {
                 "user": {"email": "maya@example.com"},
                 "subscriptions": [{"type": "MARKETING", "channel": "EMAIL"}],
             },
-        )
+        ),
     ]
 
 
@@ -345,7 +352,7 @@ def test_decode_errors_are_returned_registry_outages_raised(tmp_path: Path) -> N
         tmp_path,
         SHIPPED_RULES,
         registry_client=Down(),
-        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}},
+        topics={"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}, "privacy": {}},
     )
     record = SourceRecord("orders", 0, 1, None, b"\x00\x00\x00\x00\x01\x02")
     assert confluent.needs_registry(record)
@@ -363,6 +370,7 @@ def test_ordering_key(tmp_path: Path) -> None:
             "orders": {"key_field": "customer.id"},
             "loyalty": {"key_field": "points_delta"},
             "signups": {},
+            "privacy": {},
         },
     )
     assert _route(router, "orders", order(), key=b"ignored").ordering_key == "cust-1"
@@ -395,11 +403,11 @@ def test_route_decoded_matches_route(shipped: Router) -> None:
     assert (
         props["estimatedDelivery"] == "2025-03-16" and props["carrier"] == "UPS" and props["itemCount"] == 1
     )
-    assert shipped.topics == ["orders", "loyalty", "signups"]
+    assert shipped.topics == ["orders", "loyalty", "signups", "privacy"]
 
 
 def test_offline_router_has_no_decoders(tmp_path: Path) -> None:
-    topics = {"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}}
+    topics = {"orders": {"encoding": "confluent"}, "loyalty": {}, "signups": {}, "privacy": {}}
     config = load_config(write_config(tmp_path, SHIPPED_RULES, topics=topics), env={})
     router = Router.from_config(config, offline=True)  # no registry configured: fine offline
     result = router.route(SourceRecord("orders", 0, 0, None, b"\x00"))

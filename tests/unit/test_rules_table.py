@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.attentive.endpoints import Endpoint
+from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.attentive.spec import load_spec
 from connector.errors import ConfigError
 from connector.rules.model import parse_duration
@@ -97,7 +98,8 @@ def test_a_broken_table_stops_start_up_with_every_problem(tmp_path: Path) -> Non
             GOOD.replace("api: custom_event", "api: custom_events"),
             [
                 "rule 'shipped': api: unknown api; use one of: ecommerce.product_view, ecommerce.add_to_cart, "
-                "ecommerce.purchase, custom_event, subscribe, unsubscribe, custom_attributes"
+                "ecommerce.purchase, custom_event, subscribe, unsubscribe, custom_attributes, identity, "
+                "privacy.delete"
             ],
         ),
         (GOOD.replace("    api: custom_event\n", ""), ["rule 'shipped': api: required key is missing"]),
@@ -111,7 +113,7 @@ def test_a_broken_table_stops_start_up_with_every_problem(tmp_path: Path) -> Non
         (
             GOOD.replace("topics: [orders]", "topics: [order]"),
             [
-                "rule 'shipped': topics: topic 'order' is not configured (configured topics: loyalty, orders, signups)"
+                "rule 'shipped': topics: topic 'order' is not configured (configured topics: loyalty, orders, privacy, signups)"
             ],
         ),
         (
@@ -217,7 +219,7 @@ def test_shape_and_compile_errors(tmp_path: Path, rules: str, expected: list[str
         (
             "custom_event",
             "user: {phone: customer.phone, shopify_id: customer.id}\n    fields: {type: {literal: X}}",
-            "user.shopify_id: shopify_id is only accepted by subscribe",
+            "user.shopify_id: shopify_id is only accepted by subscribe and identity",
         ),
         (
             "ecommerce.purchase",
@@ -307,7 +309,13 @@ def test_targets_match_the_vendored_spec() -> None:
         spec_fields = props(endpoint.schema_name)
         for name in fields:
             assert name in spec_fields, (endpoint, name)
-        assert "user" in spec_fields
+        if endpoint in FLAT_USER_APIS:  # the person's identifiers are top-level fields
+            user = {"phone": "+13115552368", "email": "a@b.co", "externalIdentifiers": {"clientUserId": "c"}}
+            if endpoint is Endpoint.IDENTITY:
+                user["externalIdentifiers"].update(shopifyId="s", klaviyoId="k", customIdentifiers=[])
+            assert set(flat_user_fields(endpoint, user)) <= set(spec_fields), endpoint
+        else:
+            assert "user" in spec_fields
     product = props("ProductRequest")
     for _, (attentive, _) in ITEM_FIELDS.items():
         assert attentive in product or attentive == "currency", attentive

@@ -50,12 +50,12 @@ def run_route(*argv: str) -> tuple[int, list[dict[str, Any]], str]:
 
 
 def test_validate_is_clean_on_the_shipped_config() -> None:
-    assert run_validate("--config", str(SHIPPED_CONFIG)) == (0, ["ok: 16 rules, 3 topics"])
+    assert run_validate("--config", str(SHIPPED_CONFIG)) == (0, ["ok: 18 rules, 4 topics"])
 
 
 def test_validate_default_config_path_is_the_shipped_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    assert run_validate() == (0, ["ok: 16 rules, 3 topics"])
+    assert run_validate() == (0, ["ok: 18 rules, 4 topics"])
 
 
 def _broken_copy(tmp_path: Path, old: str, new: str) -> Path:
@@ -111,6 +111,7 @@ def test_validate_reports_config_and_schema_problems(tmp_path: Path) -> None:
             "orders": {"encoding": "confluent", "key_field": "customer.idd"},
             "loyalty": {},
             "signups": {},
+            "privacy": {},
         },
     )
     rc, lines = run_validate("--config", str(config))
@@ -139,7 +140,7 @@ def test_validate_reports_config_and_schema_problems(tmp_path: Path) -> None:
 # --- route --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups"])
+@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups", "privacy"])
 def test_examples_route_cleanly(topic: str) -> None:
     rc, lines, _ = run_route(
         "--config",

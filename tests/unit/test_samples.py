@@ -22,7 +22,7 @@ from connector.types import SourceRecord
 from tests.unit.avro_rules_support import NOW, SHIPPED_RULES, mock_registry, router_for, schema, write_config
 
 
-@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups"])
+@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups", "privacy"])
 def test_samples_are_reproducible_and_recent(topic: str) -> None:
     a = list(generate(topic, 50, seed=3, now=NOW))
     assert a == list(generate(topic, 50, seed=3, now=NOW))
@@ -32,7 +32,7 @@ def test_samples_are_reproducible_and_recent(topic: str) -> None:
     assert len({r["customer"]["id"] for r in a}) > 5
 
 
-@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups"])
+@pytest.mark.parametrize("topic", ["orders", "loyalty", "signups", "privacy"])
 def test_every_sample_routes_to_valid_requests(topic: str, tmp_path: Path) -> None:
     router = router_for(tmp_path, SHIPPED_RULES, clock=lambda: NOW.timestamp())
     encoder = Encoder(schema(topic), Encoding.RAW)
@@ -57,6 +57,7 @@ def test_every_sample_routes_to_valid_requests(topic: str, tmp_path: Path) -> No
         },
         "loyalty": {"loyalty-profile", "loyalty-event"},
         "signups": {
+            "link-customer-id",
             "sms-opt-in",
             "sms-opt-in-by-locale",
             "email-opt-in",
@@ -65,6 +66,7 @@ def test_every_sample_routes_to_valid_requests(topic: str, tmp_path: Path) -> No
             "sms-opt-out",
             "email-opt-out",
         },
+        "privacy": {"privacy-delete"},
     }[topic]
     assert set(rules) == expected  # every rule of the topic is exercised by a realistic mix
 
