@@ -579,7 +579,11 @@ def test_fast_builder_answers_exactly_as_the_models(endpoint: Endpoint, data: st
     assert V.validate(endpoint, fast) == []
 
 
-@pytest.mark.parametrize(("name", "endpoint", "body"), DOC_SAMPLES, ids=[s[0] for s in DOC_SAMPLES])
+# Endpoints without a fast builder (identity, privacy.delete: 10/s and 5/s) always take the models' way.
+FAST_SAMPLES = [s for s in DOC_SAMPLES if s[1] in BUILDERS]
+
+
+@pytest.mark.parametrize(("name", "endpoint", "body"), FAST_SAMPLES, ids=[s[0] for s in FAST_SAMPLES])
 def test_fast_builder_takes_the_documented_samples(
     name: str, endpoint: Endpoint, body: dict[str, Any]
 ) -> None:
