@@ -125,6 +125,9 @@ class MemoryConsumer:
     def commit(self, *a: Any, **kw: Any) -> None:
         pass
 
+    def get_watermark_offsets(self, partition: Any, timeout: float = -1, cached: bool = False) -> Any:
+        return (0, len(self.logs[(partition.topic, partition.partition)]))
+
     def close(self) -> None:
         pass
 

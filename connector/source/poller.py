@@ -85,6 +85,8 @@ class PollSettings:
     revoke_margin_s: float = 10.0
     """Extra wait for the engine's answer beyond ``revoke_timeout_s`` before giving up (and not committing)."""
     metadata_timeout_s: float = 10.0
+    lag_refresh_s: float = 5.0
+    """How often the lag of paused partitions is read from the broker (librdkafka's statistics interval)."""
     resume_ratio: float = 0.5
     """After the buffer filled up, consume again once the engine holds at most this share of its bounds."""
 
@@ -147,6 +149,8 @@ class Poller:
         self._stopping = False
         self._final_offsets: dict[TP, Commit] = {}
         # Commit metadata read back once, to find brokers that drop it (see _check_metadata_kept).
+        self._lag_base: dict[TP, int] = {}  # committed (or start) offset per partition, from the statistics
+        self._next_lag_refresh = 0.0
         self._metadata_sent: tuple[TP, Commit] | None = None
         self._metadata_probe: tuple[TP, Commit] | None = None
         self._metadata_checked = False
@@ -227,6 +231,8 @@ class Poller:
                     self._hand_over(consumer, messages, room)
                 if self._metadata_probe is not None:
                     self._check_metadata_kept(consumer)
+                if self._paused:
+                    self._refresh_paused_lag(consumer)
                 if self._fixed_topic is not None:
                     self._check_exhausted(consumer)
             self._commit_sync(consumer, self._final_offsets, why="shutdown")
@@ -519,6 +525,7 @@ class Poller:
             self._assignment.discard(tp)
             self._paused.discard(tp)
             self._last_sync_commit.pop(tp, None)
+            self._lag_base.pop(tp, None)
             with contextlib.suppress(KeyError):
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self._metrics.paused_partitions.set(len(self._paused))
@@ -568,8 +575,35 @@ class Poller:
                 committed = pstats.get("committed_offset", -1)
                 # A group that never committed here will start from the log start (auto.offset.reset=earliest).
                 base = committed if isinstance(committed, int) and committed >= 0 else lo
-                if isinstance(hi, int) and isinstance(base, int) and hi >= 0 and base >= 0:
+                if not isinstance(base, int) or base < 0:
+                    continue
+                self._lag_base[tp] = base
+                if tp in self._paused:
+                    continue  # not fetched, so its high watermark here is stale: see _refresh_paused_lag
+                if isinstance(hi, int) and hi >= 0:
                     self._metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, hi - base))
+
+    def _refresh_paused_lag(self, consumer: KafkaConsumer) -> None:
+        """A paused partition is not fetched, so librdkafka's statistics keep its last high watermark and the
+        lag would freeze exactly when it matters (an outage, a refused key). Ask the broker instead, every
+        ``lag_refresh_s``."""
+        now = time.monotonic()
+        if now < self._next_lag_refresh:
+            return
+        self._next_lag_refresh = now + self._s.lag_refresh_s
+        for tp in sorted(self._paused):
+            base = self._lag_base.get(tp)
+            if base is None:
+                continue
+            try:
+                _, hi = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=1.0, cached=False
+                )
+            except KafkaException as exc:
+                log.debug("could not read the high watermark of %s: %s", tp, exc)
+                return
+            if hi >= 0:
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, hi - base))
 
     # -- replay mode ---------------------------------------------------------------------------------
 

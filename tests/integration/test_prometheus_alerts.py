@@ -378,13 +378,6 @@ def _connector_with_prometheus(
     return stack, proc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FOUND HERE, open: attentive_connector_consumer_lag freezes while a partition is paused "
-    "(connector/source/poller.py takes the high watermark from librdkafka's fetch statistics, and a paused "
-    "partition is not fetched), so during an outage the lag stops growing and this alert cannot fire. "
-    "strict: once fixed, this test passes and the marker must go.",
-)
 def test_lag_alert_fires_while_a_backlog_grows_behind_an_outage(
     tmp_path: Path,
     kafka_bootstrap: str,

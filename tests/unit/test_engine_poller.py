@@ -149,7 +149,7 @@ class FakeConsumer:
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> Any:
-        return self.watermarks[(partition.topic, partition.partition)]
+        return self.watermarks.get((partition.topic, partition.partition), (0, 0))
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
         parts = {p for (t, p) in self.watermarks if t == topic}
@@ -542,5 +542,40 @@ async def test_a_broker_that_drops_commit_metadata_is_detected_once(
     await eventually(lambda: len(consumer.commits) == 2)
     warnings = [r for r in caplog.records if "does not keep offset commit metadata" in r.getMessage()]
     assert len(warnings) == (0 if keeps else 1)
+    poller.stop()
+    await poller.wait()
+
+
+async def test_the_lag_of_a_paused_partition_is_read_from_the_broker_not_frozen_statistics() -> None:
+    """A paused partition is not fetched: librdkafka's statistics keep its old high watermark. During an
+    outage (everything held back) the lag must keep growing, so it is read from the broker instead."""
+    import json
+
+    consumer = FakeConsumer([("assign", [P0])])
+    link = FakeLink()
+    poller, metrics, _ = make_poller(
+        consumer, link, settings=PollSettings(timeout_s=0.01, metadata_timeout_s=1, lag_refresh_s=0.01)
+    )
+    poller.start()
+    await eventually(lambda: consumer.assigned)
+    lag = 'attentive_connector_consumer_lag{partition="0",topic="orders"}'
+
+    def value() -> float | None:
+        return metrics.registry.get_sample_value(
+            "attentive_connector_consumer_lag", {"topic": "orders", "partition": "0"}
+        )
+
+    stale = {
+        "topics": {
+            "orders": {"partitions": {"0": {"hi_offset": 120, "lo_offset": 0, "committed_offset": 100}}}
+        }
+    }
+    consumer.conf["stats_cb"](json.dumps(stale))
+    assert value() == 20, lag
+    poller.hold(Hold.everything(HoldReason.AUTH))
+    await eventually(lambda: consumer.paused)
+    consumer.watermarks[("orders", 0)] = (0, 500)  # the backlog grows on the broker
+    consumer.conf["stats_cb"](json.dumps(stale))  # …while the statistics still say 120
+    await eventually(lambda: value() == 400)
     poller.stop()
     await poller.wait()

@@ -89,6 +89,11 @@ class LogConsumer:
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
         pass
 
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> Any:
+        return (0, self.logs[TP(partition.topic, partition.partition)])
+
     def close(self) -> None:
         pass
 
