@@ -236,7 +236,8 @@ class _Route:
         return f"_Route({self.label!r}, {self.path!r})"
 
 
-_PARSED = frozenset({Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE})
+# Subscribe/unsubscribe statuses are read by the engine; a deletion request's id is logged for the audit trail.
+_PARSED = frozenset({Endpoint.SUBSCRIBE, Endpoint.UNSUBSCRIBE, Endpoint.PRIVACY_DELETE})
 
 
 class AttentiveClient:
@@ -360,6 +361,11 @@ class AttentiveClient:
             )
         if 200 <= status < 300 or (status == 409 and endpoint is Endpoint.SUBSCRIBE):
             body = _parse(raw.body) if route.parse_body else None
+            if endpoint is Endpoint.PRIVACY_DELETE and isinstance(body, dict):
+                # The audit trail: Attentive's id for the request (GET /v1/privacy/delete-request/{id}).
+                log.info(
+                    "privacy delete request %s accepted by Attentive as id %s", record_id, body.get("id")
+                )
             return ApiResponse(route.label, status, body, record_id, duration)
         text = raw.body.decode("utf-8", "replace")
         error = classify(route.label, status, raw.headers, text, record_id=record_id)

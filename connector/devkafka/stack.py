@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connector.devkafka.apicurio import CCOMPAT_PATH
 from connector.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "connector.yaml"
@@ -57,7 +58,7 @@ def stack_env(ports: StackPorts) -> dict[str, str]:
     """The variables that point the shipped config at the local stack."""
     return {
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports.kafka}",
-        "SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{ports.registry}",
+        "SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{ports.registry}{CCOMPAT_PATH}",
         "ATTENTIVE_API_BASE_URL": f"http://127.0.0.1:{ports.sandbox}",
         "ATTENTIVE_API_KEY": DEV_API_KEY,
         "METRICS_PORT": str(ports.metrics),

@@ -324,7 +324,10 @@ def test_check_auth_command_against_the_sandbox_process() -> None:
         assert ok.returncode == 0, ok.stderr
         assert ok.stdout.strip() == "ok: company=Sandbox Retail application=attentive-connector sandbox"
         bad = run_cli(["check-auth", "--base-url", sb.url], env={**env, "ATTENTIVE_API_KEY": "wrong-key-123"})
-        assert bad.returncode == 1 and "Attentive rejected the API key (401)" in bad.stderr
+        assert (
+            bad.returncode == 1
+            and "Attentive rejected the API key from ATTENTIVE_API_KEY (401)" in bad.stderr
+        )
         assert "wrong-key-123" not in bad.stderr + bad.stdout
         sb.set_faults({"unauthorized_for_s": 30})
         assert (

@@ -117,7 +117,7 @@ def test_dev_up_then_every_readme_command_with_the_shipped_config_then_dev_down(
     exports = dict(re.findall(r"^export (\w+)=(\S+)$", up.stdout, re.M))
     assert up.stdout.strip().splitlines() == [f"export {k}={v}" for k, v in exports.items()]  # eval-able
     assert exports["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{env['DEV_KAFKA_PORT']}"
-    assert exports["SCHEMA_REGISTRY_URL"] == f"http://127.0.0.1:{env['DEV_REGISTRY_PORT']}"
+    assert exports["SCHEMA_REGISTRY_URL"] == f"http://127.0.0.1:{env['DEV_REGISTRY_PORT']}/apis/ccompat/v7"
     assert exports["ATTENTIVE_API_BASE_URL"] == f"http://127.0.0.1:{env['DEV_SANDBOX_PORT']}"
     assert exports["METRICS_PORT"] == env["DEV_METRICS_PORT"]
     env.update(exports)
@@ -143,7 +143,7 @@ def test_dev_up_then_every_readme_command_with_the_shipped_config_then_dev_down(
         produce = cli(next(steps), env)
         assert produce.returncode == 0, produce.stderr[-3000:]
         assert produce.stdout.splitlines() == [
-            f"produced 20 records to {t}" for t in ("orders", "loyalty", "signups")
+            f"produced 20 records to {t}" for t in ("orders", "loyalty", "signups", "privacy")
         ]
         assert produce.stderr == ""  # quiet: no librdkafka lines, no warnings
 
@@ -165,17 +165,17 @@ def test_dev_up_then_every_readme_command_with_the_shipped_config_then_dev_down(
 
             def all_in() -> bool:
                 try:
-                    return sum(processed(metrics_url).values()) >= 60
+                    return sum(processed(metrics_url).values()) >= 80
                 except httpx.HTTPError:
                     return False
 
-            wait_for(all_in, timeout_s=120, what="the 60 sample records to be processed")
+            wait_for(all_in, timeout_s=120, what="the 80 sample records to be processed")
             totals = processed(metrics_url)
         finally:
             run.send_signal(signal.SIGINT)
             run_out, _ = run.communicate(timeout=120)
         assert run.returncode == 0, run_out[-3000:]
-        assert sum(totals.values()) == 60, totals
+        assert sum(totals.values()) == 80, totals
         orders_dead = int(totals.get("orders:dead_lettered", 0))
         assert orders_dead >= 1, totals  # --invalid-ratio 0.3
         assert "'pending': 0" in run_out
