@@ -304,8 +304,14 @@ class AttentiveClient:
         """
         return float(self.limiter[endpoint].delay())
 
-    async def send(self, call: Call) -> ApiResponse:
-        """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter, then ONE attempt.
+    def take_turn(self, endpoint: Endpoint) -> bool:
+        """Take ``endpoint``'s rate-limiter turn if it is free now (the delivery pumps reserve turns this way
+        and then call :meth:`send` with ``turn_taken=True``)."""
+        return self.limiter.try_acquire(endpoint)
+
+    async def send(self, call: Call, *, turn_taken: bool = False) -> ApiResponse:
+        """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter (unless the turn was
+        taken with :meth:`take_turn`), then ONE attempt.
 
         Returns the success; raises the classified :class:`~connector.errors.ApiError` otherwise (or
         :class:`~connector.errors.RoutingError` for a body that cannot be serialised, before any request).
@@ -318,7 +324,7 @@ class AttentiveClient:
             raise RoutingError(
                 f"{call.endpoint}: the request body is not JSON: {exc}", rule=call.rule
             ) from None
-        if not self.limiter.try_acquire(call.endpoint):  # the turn seen free by ready_in() is taken at once
+        if not turn_taken and not self.limiter.try_acquire(call.endpoint):
             await self.limiter.acquire(call.endpoint)
         return await self._request(route, call.record_id, content)
 

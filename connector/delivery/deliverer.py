@@ -4,11 +4,11 @@ The in-flight bound (``max_in_flight``) is a semaphore held only while a request
 during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds only its own
 lane, and a throttled endpoint cannot take request slots from the others.
 
-**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint lets
-the head go when the endpoint's rate limiter has a turn (``ApiSender.ready_in``) *and* a request slot is
-free, then looks again after the call has taken that turn. So waiting costs O(1) per call (no herd of
-callers polling the limiter), no turn is wasted while a slot is free, no slot is held while waiting for a
-turn, and ``send`` never sleeps in the limiter. Each endpoint may also use at most
+**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint takes
+the endpoint's rate-limiter turn on the head's behalf (``ApiSender.take_turn``) as soon as it is due
+(``ready_in``) *and* a request slot is free, and hands both over; calls whose turns are due go in one burst.
+So waiting costs O(1) per call (no herd of callers polling the limiter), no turn is wasted while a slot is
+free, no slot is held while waiting for a turn, and ``send`` never waits in the limiter. Each endpoint may also use at most
 ``endpoint_limits[endpoint]`` slots (the runtime sets it from the rate limit), so a slow endpoint's
 latency cannot occupy every slot.
 """
@@ -137,15 +137,15 @@ class CallDeliverer:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
         queue = self._queue(endpoint)
         await self._turn(queue, call.endpoint)
-        # Holding a global and an endpoint slot, and the limiter's turn is free: no await until send() has
-        # taken it (one event loop), so send() does not wait in the limiter.
+        # Holding a global and an endpoint slot, and the limiter's turn, taken for this call by the pump.
         try:
             if not self._auth.ok:
-                # The key was refused while this call queued: don't send it just to get a 401.
+                # The key was refused while this call queued: don't send it just to get a 401. (The turn it
+                # was given is spent: a turn is cheap, a 401 is not.)
                 raise _GateClosed
             self._in_flight += 1
             try:
-                return await self._sender.send(call)
+                return await self._sender.send(call, turn_taken=True)
             finally:
                 self._in_flight -= 1
         finally:
@@ -160,7 +160,7 @@ class CallDeliverer:
         return queue
 
     async def _turn(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
-        """Wait in the endpoint's FIFO until the pump hands this call its turn and both slots."""
+        """Wait in the endpoint's FIFO until the pump hands this call a limiter turn and both slots."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.waiters.append(waiter)
         if queue.task is None:
@@ -177,7 +177,8 @@ class CallDeliverer:
             raise
 
     async def _pump(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
-        """Let the endpoint's calls go one by one: a limiter turn, an endpoint slot, a global slot."""
+        """Let the endpoint's calls go in order, each with a limiter turn (taken here, on its behalf), an
+        endpoint slot and a global slot. Calls whose turns are due go in one burst, without a loop turn each."""
         try:
             while queue.waiters:
                 delay = self._sender.ready_in(endpoint)
@@ -188,14 +189,14 @@ class CallDeliverer:
                 await self._slots.acquire()
                 while queue.waiters and queue.waiters[0].done():
                     queue.waiters.popleft()  # cancelled while waiting
-                if not queue.waiters or self._sender.ready_in(endpoint) > 0:
+                if not queue.waiters or not self._sender.take_turn(endpoint):
                     # Nobody left, or the limiter moved while the slots were awaited (a 429's hold).
                     self._slots.release()
                     queue.slots.release()
+                    if queue.waiters:
+                        await asyncio.sleep(0)  # let the limiter's state move before looking again
                     continue
                 queue.waiters.popleft().set_result(None)
-                # One loop turn: the woken call runs up to its request (taking the limiter's turn) first.
-                await asyncio.sleep(0)
         finally:
             queue.task = None
             if queue.waiters:  # cancelled with callers still waiting (shutdown): they fail with the pump

@@ -18,11 +18,16 @@ class ApiSender(Protocol):
     """One attempt per ``send`` (after the endpoint's rate limiter); errors from :mod:`connector.errors`."""
 
     def ready_in(self, endpoint: Endpoint) -> float:
-        """Seconds until ``endpoint``'s rate limiter grants a turn (<= 0: now). ``send`` right after a 0,
-        with no await in between, takes that turn without waiting."""
+        """Seconds until ``endpoint``'s rate limiter grants a turn (<= 0: now)."""
         ...
 
-    async def send(self, call: Call) -> Any: ...
+    def take_turn(self, endpoint: Endpoint) -> bool:
+        """Take ``endpoint``'s limiter turn if it is free now (no waiting); False changes nothing."""
+        ...
+
+    async def send(self, call: Call, *, turn_taken: bool = False) -> Any:
+        """One attempt; waits for the endpoint's turn first unless ``turn_taken`` (by :meth:`take_turn`)."""
+        ...
 
     async def me(self) -> Any: ...
 

@@ -63,7 +63,10 @@ class FakeSender:
     def ready_in(self, endpoint: Any) -> float:
         return 0.0  # no rate limiter
 
-    async def send(self, call: Call) -> dict[str, Any]:
+    def take_turn(self, endpoint: Any) -> bool:
+        return True
+
+    async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -105,15 +108,23 @@ class PacedSender(FakeSender):
         now = asyncio.get_running_loop().time()
         return max(0.0, self.next_turn.get(str(endpoint), now) - now)
 
-    async def send(self, call: Call) -> dict[str, Any]:
-        endpoint = str(call.endpoint)
+    def take_turn(self, endpoint: Any) -> bool:
+        if self.ready_in(endpoint) > 0:
+            return False
         now = asyncio.get_running_loop().time()
-        turn = max(now, self.next_turn.get(endpoint, now))
-        self.next_turn[endpoint] = turn + self.intervals.get(endpoint, 0.0)
-        if turn > now:
-            self.limiter_waits.append((call.record_id, turn - now))
-            await asyncio.sleep(turn - now)
-        return await super().send(call)
+        self.next_turn[str(endpoint)] = now + self.intervals.get(str(endpoint), 0.0)
+        return True
+
+    async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
+        if not turn_taken:
+            endpoint = str(call.endpoint)
+            now = asyncio.get_running_loop().time()
+            turn = max(now, self.next_turn.get(endpoint, now))
+            self.next_turn[endpoint] = turn + self.intervals.get(endpoint, 0.0)
+            if turn > now:
+                self.limiter_waits.append((call.record_id, turn - now))
+                await asyncio.sleep(turn - now)
+        return await super().send(call, turn_taken=True)
 
 
 def auth_error() -> ApiAuthError:
