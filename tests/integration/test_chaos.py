@@ -66,6 +66,7 @@ DLQ_DEFAULT_MAX_BYTES = "1048588"
 # does in production, so the members keep their partitions and commit what they finished meanwhile. With a
 # session shorter than the outage (CHAOS_SESSION_TIMEOUT_MS=6000) every partition is lost and everything
 # delivered during the outage is sent again — measured and reported in the README ("Several replicas").
+SIZE = ChaosSize.from_env()
 SESSION_TIMEOUT_MS = int(os.environ.get("CHAOS_SESSION_TIMEOUT_MS", "45000"))
 
 
@@ -84,6 +85,7 @@ def chaos_broker() -> Iterator[RestartableBroker]:
         broker.stop()
 
 
+@pytest.mark.timeout(600 if SIZE.name == "ci" else 3600)
 @pytest.mark.xfail(
     raises=CommitsStuckAfterBrokerRestart, strict=True, reason=CommitsStuckAfterBrokerRestart.__doc__
 )
@@ -94,7 +96,7 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
     sandbox_factory: Callable[..., SandboxProcess],
     record_property: Callable[[str, object], None],
 ) -> None:
-    size = ChaosSize.from_env()
+    size = SIZE
     bootstrap = chaos_broker.bootstrap
     sandbox = sandbox_factory()  # Attentive's published rate limits, one budget for every replica's key
     proxy = RegistryProxy(schema_registry_url)
