@@ -2,6 +2,7 @@
 #   make demo    broker + Attentive sandbox + sample events + the connector, end to end
 #   make test    ruff, mypy, then the whole pytest suite (integration tests on a real Kafka broker)
 #   make bench   the benchmark (ARGS=--quick for the CI-sized run)
+#   make chaos   the full-size multi-replica chaos test (>= 10,000 records; `make test` runs the CI-sized one)
 #   make up      broker + Schema Registry + sandbox in the background, for running the commands yourself
 #   make down    stop what `make up` started
 
@@ -25,7 +26,7 @@ ARGS ?=
 export PATH := $(CURDIR)/$(CACHE)/bin:$(PATH)
 export HELM := $(CURDIR)/$(HELM)
 
-.PHONY: setup tools kafka-jars registry-jars helm promtool k8s lint format sync test unit demo up down bench clean
+.PHONY: setup tools kafka-jars registry-jars helm promtool k8s lint format sync test unit chaos demo up down bench clean
 
 setup: $(VENV)/.installed
 
@@ -83,6 +84,11 @@ test: tools lint
 
 unit: setup
 	$(BIN)/pytest -ra tests/unit $(ARGS)
+
+# Three replicas sharing one key through scale-ups, a SIGKILL, a broker kill -9 + restart, a registry outage and
+# an unwritable dead-letter topic; prints the `chaos: ...` summary line (tests/integration/test_chaos.py).
+chaos: setup kafka-jars registry-jars
+	CHAOS_SIZE=full $(BIN)/pytest -ra -s tests/integration/test_chaos.py $(ARGS)
 
 demo: setup kafka-jars registry-jars
 	$(BIN)/attentive-connector demo $(ARGS)

@@ -242,6 +242,9 @@ class EnvOverrides(BaseSettings):
 
     KAFKA_BOOTSTRAP_SERVERS: str | None = None
     KAFKA_GROUP_ID: str | None = None
+    # Static group membership (KIP-345): a stable member name such as a StatefulSet pod's, written into
+    # kafka.client as group.instance.id, so a restart inside session.timeout.ms causes no rebalance.
+    KAFKA_GROUP_INSTANCE_ID: str | None = None
     SCHEMA_REGISTRY_URL: str | None = None
     ATTENTIVE_API_BASE_URL: str | None = None
     ATTENTIVE_API_KEY: SecretStr | None = None
@@ -264,6 +267,10 @@ class EnvOverrides(BaseSettings):
             raise ValueError("ATTENTIVE_API_KEY and ATTENTIVE_API_KEY_FILE are both set: unset one")
         if self.ATTENTIVE_API_KEY is not None and not self.ATTENTIVE_API_KEY.get_secret_value().strip():
             raise ValueError("ATTENTIVE_API_KEY is set but empty: set the key, or unset the variable")
+        if self.KAFKA_GROUP_INSTANCE_ID is not None and not self.KAFKA_GROUP_INSTANCE_ID.strip():
+            raise ValueError(
+                "KAFKA_GROUP_INSTANCE_ID is set but empty: expected a stable member name, e.g. the pod name"
+            )
         if self.ATTENTIVE_API_KEY_FILE is not None and not self.ATTENTIVE_API_KEY_FILE.strip():
             raise ValueError("ATTENTIVE_API_KEY_FILE is set but empty: expected the path of the key file")
         return self
@@ -298,6 +305,10 @@ class EnvOverrides(BaseSettings):
                 client["sasl.username"] = self.KAFKA_SASL_USERNAME
             if self.KAFKA_SASL_PASSWORD is not None:
                 client["sasl.password"] = self.KAFKA_SASL_PASSWORD.get_secret_value()
+            put("kafka", "client", client)
+        if self.KAFKA_GROUP_INSTANCE_ID is not None:
+            client = dict((out.get("kafka") or {}).get("client") or {})
+            client["group.instance.id"] = self.KAFKA_GROUP_INSTANCE_ID.strip()
             put("kafka", "client", client)
         put("attentive", "base_url", self.ATTENTIVE_API_BASE_URL)
         if self.ATTENTIVE_API_KEY is not None or self.ATTENTIVE_API_KEY_FILE is not None:

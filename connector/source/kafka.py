@@ -4,6 +4,12 @@ The settings the engine's correctness depends on are forced, whatever ``kafka.cl
 committed by the engine only (no auto-commit, no auto offset store) and the assignment protocol is
 cooperative-sticky (revocation drains and commits only the partitions that move). Everything else in
 ``kafka.client`` (SASL, TLS, tuning) passes through to librdkafka unchanged.
+
+``group.protocol: consumer`` (KIP-848, the broker-driven protocol of Kafka 4.x) opts in to the new consumer
+group protocol: assignments are then incremental by design and computed by the broker, so
+``partition.assignment.strategy`` is not set (librdkafka refuses it with that protocol; the broker's
+``group.consumer.assignors`` decides), and neither are the classic protocol's ``session.timeout.ms`` /
+``heartbeat.interval.ms`` (the broker's ``group.consumer.session.timeout.ms`` applies).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
     "enable.auto.offset.store": False,
     "partition.assignment.strategy": "cooperative-sticky",
 }
+# Classic-protocol settings that librdkafka rejects under ``group.protocol=consumer`` (KIP-848).
+_CLASSIC_ONLY = ("partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms")
+
+
+def uses_consumer_protocol(client: dict[str, Any]) -> bool:
+    """Whether ``kafka.client`` opts in to KIP-848's consumer group protocol (``group.protocol: consumer``)."""
+    return str(client.get("group.protocol", "classic")).strip().lower() == "consumer"
 
 
 def consumer_config(config: ConnectorConfig, *, group_id: str | None = None) -> dict[str, Any]:
@@ -43,10 +56,20 @@ def consumer_config(config: ConnectorConfig, *, group_id: str | None = None) -> 
         "logger": kafka_client_logger(),
     }
     conf.update(config.kafka.client)
+    kip848 = uses_consumer_protocol(config.kafka.client)
     for key, value in FORCED_CONSUMER_SETTINGS.items():
+        if kip848 and key in _CLASSIC_ONLY:
+            continue
         if key in config.kafka.client and config.kafka.client[key] != value:
             log.warning("kafka.client.%s is ignored: the engine requires %s=%s", key, key, value)
         conf[key] = value
+    if kip848:
+        for key in _CLASSIC_ONLY:
+            if conf.pop(key, None) is not None:
+                log.warning(
+                    "kafka.client.%s is ignored with group.protocol=consumer: the broker's group settings apply",
+                    key,
+                )
     return conf
 
 

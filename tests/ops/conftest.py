@@ -120,8 +120,14 @@ class Rendered:
     def has(self, kind: str) -> bool:
         return bool(self.all(kind))
 
+    def workload(self) -> dict[str, Any]:
+        """The Deployment, or the StatefulSet when ``staticMembership.enabled`` (exactly one of them)."""
+        found = self.all("Deployment") + self.all("StatefulSet")
+        assert len(found) == 1, [d["kind"] for d in found]
+        return found[0]
+
     def deployment_pod(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.one("Deployment")["spec"]["template"]
+        spec: dict[str, Any] = self.workload()["spec"]["template"]
         return spec
 
     def container(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def test_ci_folder_exercises_the_options() -> None:
         "sasl:",
         "existingSecret",
         "priorityClass:",
+        "staticMembership:",
     ):
         assert option in blob, f"no ci/ values file exercises {option}"
 
@@ -66,7 +67,7 @@ def test_every_rendered_manifest_is_valid_kubernetes(
 ) -> None:
     """The fast offline check; tests/ops/test_kube.py submits the same renderings to a real API server."""
     rendered = render(_files(values))
-    assert rendered.has("Deployment") and rendered.has("ConfigMap")
+    assert rendered.workload() and rendered.has("ConfigMap")
     schemas = crd_schemas()
     for doc in rendered.docs:
         kind = doc["kind"]
@@ -577,3 +578,44 @@ def test_notes_render_with_warnings(helm_bin: str, tmp_path: Path) -> None:
     assert "create secret generic rel-attentive-connector-attentive --from-file=api-key=" in notes
     assert "9 replicas requested but kafka.partitions is 6" in notes
     assert "image tag latest is mutable" in notes
+
+
+# -- static group membership: a StatefulSet -------------------------------------------------------
+
+
+def test_static_membership_renders_a_statefulset_whose_pod_names_are_the_member_ids(render: Render) -> None:
+    rendered = render(set_values=["staticMembership.enabled=true"])
+    assert not rendered.has("Deployment")
+    sts = rendered.one("StatefulSet")
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert sts["spec"]["serviceName"] == sts["metadata"]["name"]
+    assert sts["spec"]["replicas"] == 2
+    env = {e["name"]: e for e in rendered.container()["env"]}
+    assert env["KAFKA_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The members' session outlasts a pod restart (documented default), unless kafka.client sets it.
+    assert rendered.connector_config()["kafka"]["client"]["session.timeout.ms"] == 120000
+    own = render(
+        set_values=["staticMembership.enabled=true", "config.kafka.client.session\\.timeout\\.ms=300000"]
+    )
+    assert own.connector_config()["kafka"]["client"]["session.timeout.ms"] == 300000
+
+
+def test_without_static_membership_the_pods_are_a_deployment_with_dynamic_member_ids(render: Render) -> None:
+    rendered = render()
+    assert not rendered.has("StatefulSet")
+    assert "KAFKA_GROUP_INSTANCE_ID" not in {e["name"] for e in rendered.container()["env"]}
+    assert "session.timeout.ms" not in rendered.connector_config()["kafka"]["client"]
+
+
+def test_autoscalers_target_the_statefulset_with_static_membership(render: Render) -> None:
+    hpa = render(set_values=["staticMembership.enabled=true", "autoscaling.hpa.enabled=true"])
+    assert hpa.one("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    assert "replicas" not in hpa.one("StatefulSet")["spec"]
+    keda = render(set_values=["staticMembership.enabled=true", "autoscaling.keda.enabled=true"])
+    assert keda.one("ScaledObject")["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+
+
+def test_a_session_timeout_outside_the_brokers_bounds_fails_the_schema(helm_bin: str) -> None:
+    out = run_helm(helm_bin, "template", "rel", str(CHART), "--set", "staticMembership.sessionTimeoutMs=1000")
+    assert out.returncode != 0
+    assert "sessionTimeoutMs" in out.stderr

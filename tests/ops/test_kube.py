@@ -190,7 +190,7 @@ def test_install_upgrade_and_uninstall(
     release = "shop"
     # No --kube-version: helm asks the server (v1.37.2) and checks the chart's kubeVersion against it.
     _ok(helm(cluster, helm_bin, "install", release, str(CHART), "-n", namespace, *_files(values)))
-    (deployment,) = _stored(cluster, "deployment", namespace, release)
+    (deployment,) = _stored(cluster, "deployment,statefulset", namespace, release)
     pod = admit_as_pod(cluster, namespace, "shop-check", deployment["spec"]["template"])
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     hooks = [
@@ -217,11 +217,11 @@ def test_install_upgrade_and_uninstall(
     )
     status = json.loads(_ok(helm(cluster, helm_bin, "status", release, "-n", namespace, "-o", "json")))
     assert (status["version"], status["info"]["status"]) == (2, "deployed")
-    (deployment,) = _stored(cluster, "deployment", namespace, release)
+    (deployment,) = _stored(cluster, "deployment,statefulset", namespace, release)
     assert deployment["spec"]["template"]["metadata"]["annotations"]["upgraded"] == "yes"
 
     _ok(helm(cluster, helm_bin, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s"))
-    kinds = "deployment,configmap,secret,service,serviceaccount,networkpolicy,poddisruptionbudget,horizontalpodautoscaler"
+    kinds = "deployment,statefulset,configmap,secret,service,serviceaccount,networkpolicy,poddisruptionbudget,horizontalpodautoscaler"
     assert _stored(cluster, kinds, namespace, release) == []
     for cr in ("servicemonitor", "podmonitor", "prometheusrule", "scaledobject", "triggerauthentication"):
         assert _stored(cluster, cr, namespace, release) == [], cr

@@ -109,11 +109,19 @@ comes in through ATTENTIVE_API_KEY_FILE, SASL credentials through KAFKA_SASL_USE
 {{- $cfg := deepCopy .Values.config }}
 {{- $kafka := default dict $cfg.kafka }}
 {{- $client := merge (fromYaml (include "attentive-connector.kafkaSecurity" .)) (default dict $kafka.client) }}
+{{- if and .Values.staticMembership.enabled (not (hasKey $client "session.timeout.ms")) }}
+{{- $_ := set $client "session.timeout.ms" (int .Values.staticMembership.sessionTimeoutMs) }}
+{{- end }}
 {{- $_ := set $kafka "client" $client }}
 {{- $_ := set $cfg "kafka" $kafka }}
 {{- $_ := set $cfg "metrics" (dict "port" (int .Values.metricsPort)) }}
 {{- $_ := set $cfg "rules" (printf "%s/rules.yaml" (include "attentive-connector.configDir" .)) }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/* The workload the pods belong to: a StatefulSet (stable names) with static membership, else a Deployment. */}}
+{{- define "attentive-connector.workloadKind" -}}
+{{- if .Values.staticMembership.enabled }}StatefulSet{{ else }}Deployment{{ end }}
 {{- end }}
 
 {{- define "attentive-connector.rulesFile" -}}
