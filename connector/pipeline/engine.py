@@ -99,7 +99,9 @@ class _Partition:
     handed_off: bool = False
     """Revoked or lost to another member, which finishes its unfinished records (and counts them)."""
     sent: tuple[int, int] | None = None
-    """(position, finished-above count) of the last commit asked for: commit again only when it changes."""
+    """(position, finished-above count) of the last commit asked for: commit again only when it changes —
+    or when the broker has not confirmed that position within ``commit_interval_s`` (it failed)."""
+    sent_at: float = 0.0
 
     def __str__(self) -> str:
         return str(self.tp)
@@ -493,14 +495,22 @@ class Engine:
         them instead of delivering them twice.
         """
         todo: dict[TP, Commit] = {}
+        now = time.monotonic()
         for tp, part in self._parts.items():
             c = part.offsets.commit()
             if c is None:
                 continue
             key = (c.offset, part.offsets.finished_above_count)
-            if key == part.sent or (part.sent is None and key == (part.offsets.confirmed, 0)):
+            if part.sent is None and key == (part.offsets.confirmed, 0):
+                continue
+            if key == part.sent and (
+                part.offsets.confirmed >= c.offset or now - part.sent_at < self._s.commit_interval_s
+            ):
+                # Asked for already: confirmed, or not yet overdue. An unconfirmed one (the commit failed:
+                # the broker was down, the coordinator moving) is sent again after commit_interval_s.
                 continue
             part.sent = key
+            part.sent_at = now
             todo[tp] = c
         if todo and self._source is not None:
             self._source.commit(todo)

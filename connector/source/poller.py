@@ -465,6 +465,11 @@ class Poller:
             )
         consumer.incremental_assign(partitions)
         self._assignment.update(tps)
+        # librdkafka keeps a partition's pause flag across revoke and re-assignment: a partition this member
+        # paused in an earlier assignment would come back paused, unknown to this thread (a silent stall).
+        fresh = set(tps) - self._holds.held(self._assignment)
+        if fresh:
+            consumer.resume(_tps(fresh))
         self._apply_pause(consumer)  # held partitions (e.g. every one, while the key is refused) start paused
         self._set_health(
             broker_reachable=True, assignment_state="assigned" if self._assignment else "waiting"

@@ -86,9 +86,6 @@ def chaos_broker() -> Iterator[RestartableBroker]:
 
 
 @pytest.mark.timeout(600 if SIZE.name == "ci" else 3600)
-@pytest.mark.xfail(
-    raises=CommitsStuckAfterBrokerRestart, strict=True, reason=CommitsStuckAfterBrokerRestart.__doc__
-)
 def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
     tmp_path: Path,
     chaos_broker: RestartableBroker,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -94,6 +95,11 @@ class FakeConsumer:
             time.sleep(0.01)
             return []
         step = self.steps.popleft()
+        if isinstance(step, threading.Event):  # a gate: the script goes on once the test sets it
+            if not step.is_set():
+                self.steps.appendleft(step)
+                time.sleep(0.005)
+            return []
         if isinstance(step, tuple):
             kind, parts = step
             self.log.append(kind)
@@ -577,5 +583,30 @@ async def test_the_lag_of_a_paused_partition_is_read_from_the_broker_not_frozen_
     consumer.watermarks[("orders", 0)] = (0, 500)  # the backlog grows on the broker
     consumer.conf["stats_cb"](json.dumps(stale))  # …while the statistics still say 120
     await eventually(lambda: value() == 400)
+    poller.stop()
+    await poller.wait()
+
+
+async def test_a_partition_paused_in_an_earlier_assignment_comes_back_resumed() -> None:
+    """librdkafka keeps a partition's pause flag across revoke and re-assignment (the fake does too): a
+    partition held back when it was revoked must not come back silently paused (the stall the chaos test saw
+    after a scale-down)."""
+    gate_revoke, gate_assign = threading.Event(), threading.Event()
+    consumer = FakeConsumer([("assign", [P0]), gate_revoke, ("revoke", [P0]), gate_assign, ("assign", [P0])])
+    link = FakeLink()
+    poller, _, _ = make_poller(consumer, link)
+    poller.start()
+    await eventually(lambda: consumer.assigned == {("orders", 0)})
+    poller.hold(Hold(HoldReason.ROUTING_HELD, frozenset({T0})))
+    await eventually(lambda: consumer.paused == {("orders", 0)})
+    gate_revoke.set()
+    await eventually(lambda: not consumer.assigned)
+    assert consumer.paused == {("orders", 0)}  # still flagged inside "librdkafka"
+    poller.hold(Hold(HoldReason.ROUTING_HELD, frozenset()))  # the engine let go of it (its partition is gone)
+    poller.commit({T0: Commit(1)})  # a marker: applied (and ignored: not ours) after the release above
+    await asyncio.sleep(0)
+    gate_assign.set()
+    await eventually(lambda: consumer.log.count("incremental_assign") == 2)
+    await eventually(lambda: not consumer.paused)
     poller.stop()
     await poller.wait()
