@@ -161,8 +161,10 @@ async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: f
     await runtime.start()
     t0 = time.monotonic()
     cpu0 = time.process_time()
+    snapshots: list[dict[str, Any]] = []
     while time.monotonic() - t0 < seconds:
         await asyncio.sleep(0.5)
+        snapshots.append(_snapshot(runtime))
         if runtime.engine.stats()["consumed"] >= len(records) and runtime.engine.stats()["pending"] == 0:
             break
     cpu = time.process_time() - cpu0
@@ -173,6 +175,27 @@ async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: f
         "cpu_s": round(cpu, 2),
         "wall_s": round(time.monotonic() - t0, 1),
         "peak_buffered": runtime.engine.buffer.peak,
+        "where_records_wait": snapshots[len(snapshots) // 2] if snapshots else {},
+    }
+
+
+def _snapshot(runtime: Any) -> dict[str, Any]:
+    """Where the buffered records are, at one moment: which stage each one waits in."""
+    engine, deliverer = runtime.engine, runtime.deliverer
+    lanes = list(engine._lanes._lanes.values())  # noqa: SLF001  (a probe looks inside)
+    return {
+        "buffered": engine.buffer.records,
+        "backlog_unrouted": sum(len(p.backlog) for p in engine._parts.values()),  # noqa: SLF001
+        "lanes": len(lanes),
+        "behind_same_key": sum(max(0, len(lane.queue) - 1) for lane in lanes),
+        "max_lane": max((len(lane.queue) for lane in lanes), default=0),
+        "at_pumps": {e: len(q.waiters) for e, q in deliverer._queues.items() if q.waiters},  # noqa: SLF001
+        "in_flight": deliverer.in_flight,
+        "limiter": {
+            str(e): {"shared": lim.shared, "rate": round(lim.rate, 1), "slow": round(lim._slow_interval, 4)}  # noqa: SLF001
+            for e in (Endpoint.PRODUCT_VIEW, Endpoint.SUBSCRIBE)
+            for lim in [runtime.client.limiter[e]]
+        },
     }
 
 
@@ -182,9 +205,10 @@ def main() -> int:
     ap.add_argument("--busy-s", type=float, default=20.0, help="limit × this many calls per endpoint")
     ap.add_argument("--keys", choices=(keys.SAMPLES, keys.REALISTIC), default=keys.SAMPLES)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="delivery.KEY override")
+    ap.add_argument("--sandbox-flag", action="append", default=[], help="extra sandbox flag (e.g. --no-validate)")
     args = ap.parse_args()
     api_key = "probe-" + secrets.token_hex(8)
-    sb = SandboxProcess(*SHAPED_SANDBOX_FLAGS, api_key=api_key)
+    sb = SandboxProcess(*SHAPED_SANDBOX_FLAGS, *args.sandbox_flag, api_key=api_key)
     try:
         import yaml
 
@@ -213,7 +237,14 @@ def main() -> int:
         )
         sb.clear()
         out = asyncio.run(_run(config, mix, args.seconds))
-        sat = shaped.saturation(sb.journal(), limits, window_s=out["wall_s"])
+        journal = sb.journal()
+        sat = shaped.saturation(journal, limits, window_s=out["wall_s"])
+        t0 = min(shaped.journal_time_ms(e) for e in journal) / 1000
+        per_s: dict[str, list[int]] = collections.defaultdict(lambda: [0] * int(out["wall_s"] + 2))
+        for e in journal:
+            if 200 <= int(e["status"]) < 300:
+                per_s[str(e["path"])][int(shaped.journal_time_ms(e) / 1000 - t0)] += 1
+        out["per_second"] = {path: " ".join(map(str, v)) for path, v in per_s.items()}
         out["endpoints"] = {
             e: f"{v['achieved_per_s']}/{v['limit']:g} ({v['share_429']})" for e, v in sat.items()
         }

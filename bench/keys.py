@@ -7,7 +7,7 @@ says which in its JSON (``key_distribution``):
 * ``samples`` — the sample pool as generated: a small population, about 4 records per customer in the pool
   and, because the shaped mix cycles through the pool, about 8 per customer in a run;
 * ``realistic`` — 50,000 customers whose numbers of events follow a Zipf law over counts
-  (P(k events) ∝ k^-2.5, at most 200): most customers have one or two events, a few have dozens.
+  (P(k events) ∝ k^-2.5, at most 20 in a run): most customers have one or two events, a few have a dozen or more.
   Each record keeps its content and gets a customer id (and Kafka key) drawn so.
 """
 
@@ -28,7 +28,7 @@ DESCRIPTIONS = {
 }
 CUSTOMERS = 50_000
 ZIPF_EXPONENT = 2.5
-MAX_EVENTS = 200
+MAX_EVENTS = 20
 
 
 def realistic_ids(n: int, *, seed: int = 7) -> list[str]:

@@ -304,14 +304,14 @@ class AttentiveClient:
         """
         return float(self.limiter[endpoint].delay())
 
-    def take_turn(self, endpoint: Endpoint) -> bool:
-        """Take ``endpoint``'s rate-limiter turn if it is free now (the delivery pumps reserve turns this way
-        and then call :meth:`send` with ``turn_taken=True``)."""
-        return self.limiter.try_acquire(endpoint)
+    async def wait_turn(self, endpoint: Endpoint) -> None:
+        """Reserve ``endpoint``'s next rate-limiter turn and wait until it is due (the delivery pumps take
+        turns this way, then call :meth:`send` with ``turn_taken=True``)."""
+        await self.limiter.acquire(endpoint)
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> ApiResponse:
         """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter (unless the turn was
-        taken with :meth:`take_turn`), then ONE attempt.
+        taken with :meth:`wait_turn`), then ONE attempt.
 
         Returns the success; raises the classified :class:`~connector.errors.ApiError` otherwise (or
         :class:`~connector.errors.RoutingError` for a body that cannot be serialised, before any request).

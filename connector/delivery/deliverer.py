@@ -4,9 +4,10 @@ The in-flight bound (``max_in_flight``) is a semaphore held only while a request
 during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds only its own
 lane, and a throttled endpoint cannot take request slots from the others.
 
-**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint takes
-the endpoint's rate-limiter turn on the head's behalf (``ApiSender.take_turn``) as soon as it is due
-(``ready_in``) *and* a request slot is free, and hands both over; calls whose turns are due go in one burst.
+**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint reserves
+the endpoint's next rate-limiter turn on the head's behalf (``ApiSender.wait_turn``: the schedule is fixed at
+reservation, so a late wake-up of the event loop never pushes it back), waits for it, then for a request slot,
+and hands both over; calls whose turns are already due go in one burst.
 So waiting costs O(1) per call (no herd of callers polling the limiter), no turn is wasted while a slot is
 free, no slot is held while waiting for a turn, and ``send`` never waits in the limiter. Each endpoint may also use at most
 ``endpoint_limits[endpoint]`` slots (the runtime sets it from the rate limit), so a slow endpoint's
@@ -177,25 +178,20 @@ class CallDeliverer:
             raise
 
     async def _pump(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
-        """Let the endpoint's calls go in order, each with a limiter turn (taken here, on its behalf), an
-        endpoint slot and a global slot. Calls whose turns are due go in one burst, without a loop turn each."""
+        """Let the endpoint's calls go in order, each with a limiter turn (reserved here, on its behalf, as
+        soon as the previous one went: a late wake-up never pushes the schedule back), then an endpoint slot
+        and a global slot. No slot is held while waiting for a turn."""
         try:
             while queue.waiters:
-                delay = self._sender.ready_in(endpoint)
-                if delay > 0:
-                    await self._sleep(delay)
-                    continue
+                await self._sender.wait_turn(endpoint)
                 await queue.slots.acquire()
                 await self._slots.acquire()
                 while queue.waiters and queue.waiters[0].done():
                     queue.waiters.popleft()  # cancelled while waiting
-                if not queue.waiters or not self._sender.take_turn(endpoint):
-                    # Nobody left, or the limiter moved while the slots were awaited (a 429's hold).
+                if not queue.waiters:
                     self._slots.release()
                     queue.slots.release()
-                    if queue.waiters:
-                        await asyncio.sleep(0)  # let the limiter's state move before looking again
-                    continue
+                    break  # the turn goes unused: nobody is left to take it
                 queue.waiters.popleft().set_result(None)
         finally:
             queue.task = None

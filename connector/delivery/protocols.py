@@ -17,16 +17,12 @@ from connector.types import Call, RouteResult, SourceRecord
 class ApiSender(Protocol):
     """One attempt per ``send`` (after the endpoint's rate limiter); errors from :mod:`connector.errors`."""
 
-    def ready_in(self, endpoint: Endpoint) -> float:
-        """Seconds until ``endpoint``'s rate limiter grants a turn (<= 0: now)."""
-        ...
-
-    def take_turn(self, endpoint: Endpoint) -> bool:
-        """Take ``endpoint``'s limiter turn if it is free now (no waiting); False changes nothing."""
+    async def wait_turn(self, endpoint: Endpoint) -> None:
+        """Reserve ``endpoint``'s next rate-limiter turn and wait until it is due (at once when it is)."""
         ...
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> Any:
-        """One attempt; waits for the endpoint's turn first unless ``turn_taken`` (by :meth:`take_turn`)."""
+        """One attempt; waits for the endpoint's turn first unless ``turn_taken`` (by :meth:`wait_turn`)."""
         ...
 
     async def me(self) -> Any: ...

@@ -63,8 +63,8 @@ class FakeSender:
     def ready_in(self, endpoint: Any) -> float:
         return 0.0  # no rate limiter
 
-    def take_turn(self, endpoint: Any) -> bool:
-        return True
+    async def wait_turn(self, endpoint: Any) -> None:
+        return None  # no rate limiter
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
         self.in_flight += 1
@@ -108,12 +108,12 @@ class PacedSender(FakeSender):
         now = asyncio.get_running_loop().time()
         return max(0.0, self.next_turn.get(str(endpoint), now) - now)
 
-    def take_turn(self, endpoint: Any) -> bool:
-        if self.ready_in(endpoint) > 0:
-            return False
+    async def wait_turn(self, endpoint: Any) -> None:
         now = asyncio.get_running_loop().time()
-        self.next_turn[str(endpoint)] = now + self.intervals.get(str(endpoint), 0.0)
-        return True
+        turn = max(now, self.next_turn.get(str(endpoint), now))
+        self.next_turn[str(endpoint)] = turn + self.intervals.get(str(endpoint), 0.0)
+        if turn > now:
+            await asyncio.sleep(turn - now)  # slot-free: the deliverer takes its slots after the turn
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
         if not turn_taken:
