@@ -51,6 +51,7 @@ from connector.errors import (
     ApiTransientError,
     NetworkError,
     RateLimitedError,
+    Reason,
     RoutingError,
 )
 from connector.observability.metrics import Metrics, status_class
@@ -184,7 +185,7 @@ def classify(
         endpoint=endpoint,
         status=status,
         body=body,
-        reason="unexpected_status",
+        reason=Reason.UNEXPECTED_STATUS,
     )
 
 
@@ -365,7 +366,7 @@ class AttentiveClient:
         error = classify(route.label, status, raw.headers, text, record_id=record_id)
         if error is None:  # not reached: classify() calls exactly the statuses above a success
             return ApiResponse(route.label, status, None, record_id, duration)
-        if isinstance(error, RateLimitedError) and endpoint is not None and error.retry_after is not None:
+        if error.flow_control and endpoint is not None and error.retry_after is not None:
             self.limiter.hold(endpoint, error.retry_after)
         raise error
 
@@ -373,7 +374,7 @@ class AttentiveClient:
         where = label + (f" (record {record_id})" if record_id else "")
         if exc.timeout:
             return NetworkError(
-                f"timed out after {self._timeout:g}s calling {where}", endpoint=label, reason="timeout"
+                f"timed out after {self._timeout:g}s calling {where}", endpoint=label, reason=Reason.TIMEOUT
             )
         return NetworkError(
             f"cannot reach Attentive at {self.base_url} for {where}: {exc.detail}", endpoint=label

@@ -30,7 +30,7 @@ import fastavro
 from fastavro.validation import ValidationError, validate
 
 from connector.avro.schema import TopicSchema
-from connector.errors import DecodeError
+from connector.errors import DecodeError, Reason
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -44,19 +44,20 @@ def from_json(schema: TopicSchema, obj: Any) -> dict[str, Any]:
     (``incompatible``) naming the field that does not fit."""
     if not isinstance(obj, Mapping):
         raise DecodeError(
-            f"a {schema.label} record must be a JSON object, not {_json_type(obj)}", reason="incompatible"
+            f"a {schema.label} record must be a JSON object, not {_json_type(obj)}",
+            reason=Reason.INCOMPATIBLE,
         )
     named: dict[str, Any] = {}
     try:
         datum = _convert(schema.raw, obj, "", named, None)
     except _Mismatch as exc:
-        raise DecodeError(f"record does not fit {schema.label}: {exc}", reason="incompatible") from None
+        raise DecodeError(f"record does not fit {schema.label}: {exc}", reason=Reason.INCOMPATIBLE) from None
     writer = schema.writable
     try:
         validate(datum, writer, raise_errors=True)
     except ValidationError as exc:
         raise DecodeError(
-            f"record does not fit {schema.label}: {validation_problems(exc)}", reason="incompatible"
+            f"record does not fit {schema.label}: {validation_problems(exc)}", reason=Reason.INCOMPATIBLE
         ) from None
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, writer, datum)

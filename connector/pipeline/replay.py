@@ -237,12 +237,6 @@ def _show(out: TextIO, topic: str, stats: dict[str, int], total: int) -> None:
 # -- checks before anything is read -------------------------------------------------------------------------
 
 
-def rule_names(router: RecordRouter) -> list[str]:
-    """The rule table's rule names (empty when the router does not expose its table)."""
-    table = getattr(router, "table", None)
-    return [rule.name for rule in getattr(table, "rules", ())]
-
-
 def check_rule(rule: str | None, names: list[str]) -> None:
     """``--rule`` must name a rule of the table: a typo would filter out (and move past) every record."""
     if rule is not None and names and rule not in names and rule != UNMATCHED_RULE:
@@ -367,16 +361,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from connector.errors import KafkaUnreachableError
     from connector.pipeline.runtime import build_router
     from connector.source.kafka import consumer_config
-    from connector.source.probe import KafkaUnreachableError, cluster_topics
+    from connector.source.probe import cluster_topics
 
     config = load_config(args.config)
     since = parse_since(args.since) if args.since else None
     configure_logging(config.logging.format, config.logging.level)
     check_topic(config, args.topic, force=args.force, existing=None)
     router = build_router(config)
-    check_rule(args.rule, rule_names(router))
+    check_rule(args.rule, router.rule_names())
 
     def probe() -> None:
         check_topic(config, args.topic, force=args.force, existing=cluster_topics(consumer_config(config)))

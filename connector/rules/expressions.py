@@ -32,12 +32,9 @@ from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 
 from connector.avro.jsonrecords import rfc3339
+from connector.errors import ExpressionError
 
 Evaluator = Callable[[Any], Any]
-
-
-class ExpressionError(ValueError):
-    """An expression that cannot be compiled (syntax); the message says where."""
 
 
 class _Functions(jp_functions.Functions):

@@ -17,7 +17,7 @@ from typing import Any
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.avro.jsonrecords import jsonable
-from connector.errors import RoutingError
+from connector.errors import Reason, RoutingError
 from connector.rules.expressions import Expr, getter, is_true
 from connector.rules.values import Node, evaluator
 
@@ -151,7 +151,7 @@ class Rule:
                     f"{' and '.join(k for k, _ in self.user if k in ('phone', 'email'))} "
                     "are empty in this record",
                     rule=self.name,
-                    reason="no_identifier",
+                    reason=Reason.NO_IDENTIFIER,
                 )
             if external and self.api is Endpoint.SUBSCRIBE:
                 data["externalIdentifiers"] = external
@@ -165,7 +165,7 @@ class Rule:
                 raise RoutingError(
                     f"no user identifier: the mapped {', '.join(mapped)} are all empty in this record",
                     rule=self.name,
-                    reason="no_identifier",
+                    reason=Reason.NO_IDENTIFIER,
                 )
         if self.api in FLAT_USER_APIS:  # identity, privacy.delete take the identifiers as top-level fields
             data.update(flat_user_fields(self.api, user))
@@ -184,7 +184,7 @@ class Rule:
             raise RoutingError(
                 f"items.from {self.items.source.source!r} is not a list in this record",
                 rule=self.name,
-                reason="items",
+                reason=Reason.ITEMS,
             )
         out = []
         for element in source:

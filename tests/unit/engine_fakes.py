@@ -137,6 +137,9 @@ class JsonRouter:
     def needs_registry(self, record: SourceRecord) -> bool:
         return False
 
+    def rule_names(self) -> list[str]:
+        return []
+
     def route(self, record: SourceRecord) -> RouteResult:
         queued = self.raise_first.get(record.record_id)
         if queued:

@@ -110,7 +110,7 @@ def test_an_open_circuit_holds_without_strikes_and_a_new_epoch_resets_the_budget
 def test_unexpected_exceptions_are_strikes() -> None:
     p, _ = policy(max_attempts=1)
     d = p.on_failure(CallAttempts(), RuntimeError("bug"), now=0, circuit_open=False, circuit_epoch=0)
-    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "unexpected"
+    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "internal_error"  # a bug, not a ConnectorError
 
 
 async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered_after_max_attempts() -> None:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rules.expressions import OPTIONS, Expr, ExpressionError, is_true
-from connector.rules.values import NodeError, TemplateNode, evaluator, parse_node
+from connector.errors import ExpressionError, NodeError
+from connector.rules.expressions import OPTIONS, Expr, is_true
+from connector.rules.values import TemplateNode, evaluator, parse_node
 
 FAST = [
     "kind",
