@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
@@ -206,10 +206,12 @@ class Rule:
     def event_time_ms(self, data: dict[str, Any], kafka_timestamp_ms: int | None) -> float | None:
         """When the event happened, for ``max_age``: the mapped ``occurredAt``, else the Kafka timestamp."""
         occurred = data.get("occurredAt")
+        # Dates and naive datetimes (Avro's local-timestamp types) are UTC, never the host's time zone.
         if isinstance(occurred, datetime):
-            return occurred.timestamp() * 1000.0
+            aware = occurred if occurred.tzinfo is not None else occurred.replace(tzinfo=UTC)
+            return aware.timestamp() * 1000.0
         if isinstance(occurred, date):
-            return datetime(occurred.year, occurred.month, occurred.day).timestamp() * 1000.0
+            return datetime(occurred.year, occurred.month, occurred.day, tzinfo=UTC).timestamp() * 1000.0
         if isinstance(occurred, int | float) and not isinstance(occurred, bool):
             return float(occurred)
         if isinstance(occurred, str):
