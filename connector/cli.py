@@ -55,21 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         mod = _load(module)
         mod.add_arguments(p)
-        p.set_defaults(_main=mod.main)
+        p.set_defaults(run_command=mod.main)
     dlq = sub.add_parser("dlq", help="dead-letter topic tools", description="dead-letter topic tools")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     for name, (module, help_) in DLQ_COMMANDS.items():
         p = dlq_sub.add_parser(name, help=help_, description=help_)
         mod = _load(module)
         mod.add_arguments(p)
-        p.set_defaults(_main=mod.main)
+        p.set_defaults(run_command=mod.main)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args._main(args))
+        return int(args.run_command(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ def parse_retry_after(
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - now()).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return max(0.0, seconds)
 

@@ -30,8 +30,8 @@ def format_timestamp(value: object) -> str:
             dt = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise ValueError("not an ISO 8601 / RFC 3339 date-time") from None
-    else:
-        raise ValueError(
+    else:  # ValueError, not TypeError: pydantic turns only ValueError into a validation message
+        raise ValueError(  # noqa: TRY004
             f"expected a datetime, epoch milliseconds (int) or an RFC 3339 string, got {type(value).__name__}"
         )
     if dt.tzinfo is None or dt.utcoffset() is None:

@@ -132,8 +132,9 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(_serve(connector, config, metrics))
-    except Exception as exc:
-        log.error("connector failed: %s: %s", type(exc).__name__, exc)
+    except Exception:
+        # The last word of a crashed run: with its traceback, so the bug can be found.
+        log.exception("connector failed")
         return 1
     return 0
 

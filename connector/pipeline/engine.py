@@ -352,7 +352,7 @@ class Engine:
             if exc.retriable:
                 self._hold_routing(part, exc)
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - routed again on the loop below, where a bug is logged
             pass
         self._unblock(part)
 

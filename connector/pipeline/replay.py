@@ -409,7 +409,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the command's last word: one line naming the error, exit 1
         print(f"error: dlq replay failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(

@@ -162,8 +162,8 @@ class DeliveryRuntime:
             self.poller.stop(positions)
             try:
                 await self.poller.wait()
-            except Exception as exc:
-                log.error("the Kafka consumer did not close cleanly: %s", exc)
+            except Exception:
+                log.exception("the Kafka consumer did not close cleanly")
         await self.engine.close()
         await self.deliverer.aclose()
         await self.auth.close()

@@ -172,7 +172,7 @@ def _parse_message(source: str, exc: Exception) -> str:
 
 def is_true(value: Any) -> bool:
     """JMESPath truthiness: false for ``''``, ``[]``, ``{}``, ``None`` and ``False`` (``0`` is true)."""
-    return not (value is None or value is False or value == "" or value == [] or value == {})
+    return not (value is None or value is False or value in ("", [], {}))
 
 
 # --- the fast path -----------------------------------------------------------------------------------

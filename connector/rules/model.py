@@ -44,7 +44,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 def parse_duration(text: str | int | float) -> float:
     """``"12h"`` → 43200.0 seconds. Accepts ``ms s m h d``, combined (``1h30m``), or a bare number of seconds."""
     if isinstance(text, bool):
-        raise ValueError("expected a duration such as 12h, 30m or 90s")
+        # ValueError, not TypeError: pydantic turns only ValueError into a validation message
+        raise ValueError("expected a duration such as 12h, 30m or 90s")  # noqa: TRY004
     if isinstance(text, int | float):
         seconds = float(text)
     else:

@@ -230,8 +230,8 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
     # --- fields
     allowed = FIELDS[api]
     fields: list[tuple[str, Node]] = []
-    for key, raw in spec.fields.items():
-        key = str(key)
+    for field_name, raw in spec.fields.items():
+        key = str(field_name)
         if key in MOVED:
             problems.add(f"write this in {MOVED[key]}, not in fields", rule=name, where=f"fields.{key}")
             continue

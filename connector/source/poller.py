@@ -495,9 +495,11 @@ class Poller:
         try:
             fut = asyncio.run_coroutine_threadsafe(self._link.release(tps), self._loop)
             offsets = fut.result(timeout=self._s.revoke_timeout_s + self._s.revoke_margin_s)
-        except Exception as exc:
+        except TimeoutError:
             # Not committing is safe: the new owner re-reads from the last commit (duplicates, never loss).
-            log.error("could not release revoked partitions cleanly (%s); not committing them", exc)
+            log.error("revoked partitions not released in time; not committing them")
+        except Exception:
+            log.exception("BUG: releasing revoked partitions raised; not committing them")
         self._commit_sync(consumer, offsets, why="revoke")
         self._forget(consumer, partitions, tps)
 

@@ -75,7 +75,7 @@ def lost_in_round_trip(original: Any, back: Any, path: str = "") -> list[tuple[s
     if isinstance(original, list) and isinstance(back, list) and len(original) == len(back):
         return [
             hit
-            for i, (a, b) in enumerate(zip(original, back))
+            for i, (a, b) in enumerate(zip(original, back, strict=False))
             for hit in lost_in_round_trip(a, b, f"{path}[{i}]")
         ]
     return [] if original == back else [(path, f"changed {original!r} -> {back!r}")]

@@ -101,7 +101,7 @@ COMPILED = [(source, Expr(source)) for source in FAST]
 def test_fast_path_equals_jmespath(record: dict[str, Any]) -> None:
     for source, expr in COMPILED:
         reference = jmespath.compile(source)
-        expected = _outcome(lambda r: reference.search(r, options=OPTIONS), record)
+        expected = _outcome(lambda r, ref=reference: ref.search(r, options=OPTIONS), record)
         got = _outcome(expr.search, record)
         assert got == expected and type(got[1]) is type(expected[1]), (source, record)
 

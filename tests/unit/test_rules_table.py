@@ -317,7 +317,7 @@ def test_targets_match_the_vendored_spec() -> None:
         else:
             assert "user" in spec_fields
     product = props("ProductRequest")
-    for _, (attentive, _) in ITEM_FIELDS.items():
+    for attentive, _ in ITEM_FIELDS.values():
         assert attentive in product or attentive == "currency", attentive
     assert "currency" in props("Price")
     assert json.dumps(sorted(props("UnsubscribeSubscriptionsRequestDto")))
