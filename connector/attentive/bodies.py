@@ -24,10 +24,11 @@ from decimal import Decimal
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
-from connector.attentive.formats import EMAIL_RE, format_timestamp
+from connector.attentive.formats import format_timestamp
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import ATTRIBUTE_NAME_MAX, EVENT_TYPE_FORBIDDEN, PROPERTY_KEY_FORBIDDEN
 from connector.errors import InvalidPhoneError
+from connector.formats import EMAIL_RE
 
 __all__ = ["BUILDERS", "Bail", "Builder"]
 

@@ -1,11 +1,12 @@
-"""Formats shared by the validating request models and the fast body builders: timestamps and emails."""
+"""Timestamps as Attentive takes them, shared by the validating request models and the fast body builders."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from connector.formats import rfc3339
+
 _OFFSET_RE = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -36,4 +37,4 @@ def format_timestamp(value: object) -> str:
         )
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("datetime has no UTC offset (naive); attach a timezone")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(dt)

@@ -47,7 +47,7 @@ from pydantic_core import PydanticCustomError
 from connector.attentive import identity
 from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
-from connector.attentive.formats import EMAIL_RE, format_timestamp
+from connector.attentive.formats import format_timestamp
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import (
@@ -57,6 +57,7 @@ from connector.attentive.spec import (
     json_path,
 )
 from connector.errors import InvalidPhoneError, RoutingError
+from connector.formats import EMAIL_RE
 
 __all__ = [
     "MODELS",

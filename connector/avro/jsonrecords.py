@@ -31,6 +31,7 @@ from fastavro.validation import ValidationError, validate
 
 from connector.avro.schema import TopicSchema
 from connector.errors import DecodeError, Reason
+from connector.formats import rfc3339
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -287,13 +288,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC RFC 3339 with millisecond precision and ``Z`` (naive datetimes are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_json(record: Any) -> Any:

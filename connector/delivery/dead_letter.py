@@ -17,7 +17,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -25,6 +24,7 @@ from confluent_kafka import KafkaException
 from connector import __version__
 from connector.delivery.protocols import Backoff, KafkaProducer
 from connector.errors import ApiError, ConnectorError, DeadLetterWriteError, Reason
+from connector.formats import rfc3339
 from connector.observability.logs import mask
 from connector.observability.metrics import Metrics
 from connector.types import SourceRecord
@@ -54,10 +54,6 @@ class Failure:
     def reason(self) -> Reason:
         """The error's :class:`Reason`; ``internal_error`` for anything outside the tree (a bug)."""
         return self.error.reason if isinstance(self.error, ConnectorError) else Reason.INTERNAL_ERROR
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dead_letter_headers(

@@ -301,13 +301,8 @@ class Engine:
                     extra={"record_id": item.record.record_id},
                 )
                 result = RouteResult(error=exc, rule=exc.rule)
-            except Exception as exc:
-                log.exception(
-                    "BUG: routing %s raised %s; dead-lettering it (reason internal_error)",
-                    item.record.record_id,
-                    type(exc).__name__,
-                    extra={"record_id": item.record.record_id},
-                )
+            except Exception as exc:  # noqa: BLE001 - a bug: _log_bug logs its traceback, then dead-lettered
+                _log_bug("routing", item.record, exc)
                 result = RouteResult(error=exc)
             if part.route_failures:
                 part.route_failures = 0
@@ -431,13 +426,8 @@ class Engine:
             if subscribed:
                 # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
                 self._commit_wakeup.set()
-        except Exception as exc:
-            log.exception(
-                "BUG: delivering %s raised %s; dead-lettering it (reason internal_error)",
-                item.record.record_id,
-                type(exc).__name__,
-                extra={"record_id": item.record.record_id},
-            )
+        except Exception as exc:  # noqa: BLE001 - a bug: _log_bug logs its traceback, then dead-lettered
+            _log_bug("delivering", item.record, exc)
             now = self._clock()
             await self._dead_letter(item, Failure(exc, rule, 0, now, now))
 
@@ -631,3 +621,14 @@ def _placeholder(inb: Inbound) -> SourceRecord:
 def _rule_of(error: BaseException) -> str | None:
     """The rule a routing error names, if any (``None`` for anything outside the tree)."""
     return error.rule if isinstance(error, ConnectorError) else None
+
+
+def _log_bug(stage: str, record: SourceRecord, exc: BaseException) -> None:
+    """Say loudly (ERROR, with the traceback) that ``stage`` raised something outside the error tree."""
+    log.exception(
+        "BUG: %s %s raised %s; dead-lettering it (reason internal_error)",
+        stage,
+        record.record_id,
+        type(exc).__name__,
+        extra={"record_id": record.record_id},
+    )

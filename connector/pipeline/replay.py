@@ -42,6 +42,7 @@ from connector.config import ConnectorConfig, load_config
 from connector.delivery.dead_letter import DLQ_PREFIX, header_map
 from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
 from connector.errors import ApiError, ConfigError
+from connector.formats import parse_duration
 from connector.observability.logs import configure_logging, register_secret
 from connector.observability.metrics import Metrics
 from connector.pipeline.runtime import DeliveryRuntime
@@ -55,16 +56,14 @@ log = logging.getLogger(__name__)
 REPLAY_COUNT_HEADER = "connector.replay.count"
 """How many replays a record has been through (it survives re-dead-lettering: not a ``dlq.*`` header)."""
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RELATIVE = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhd]\s*$")
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
     """``--since``: RFC 3339 / ISO 8601 (naive = UTC) or a relative age (``90s``, ``30m``, ``2h``, ``1d``)."""
-    m = _RELATIVE.match(text)
-    if m:
+    if _RELATIVE.match(text):
         base = time.time() if now is None else now
-        return base - float(m.group(1)) * _UNITS[m.group(2)]
+        return base - parse_duration(text)
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:

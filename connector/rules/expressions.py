@@ -31,8 +31,8 @@ import jmespath
 from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 
-from connector.avro.jsonrecords import rfc3339
 from connector.errors import ExpressionError
+from connector.formats import rfc3339
 
 Evaluator = Callable[[Any], Any]
 

@@ -24,8 +24,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connector.avro.jsonrecords import jsonable, rfc3339
+from connector.avro.jsonrecords import jsonable
 from connector.errors import ExpressionError, NodeError
+from connector.formats import rfc3339
 from connector.rules.expressions import Expr
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")

@@ -11,7 +11,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.attentive.spec import load_spec
 from connector.errors import ConfigError
-from connector.rules.model import parse_duration
+from connector.formats import parse_duration
 from connector.rules.router import Router, load_topic_schemas
 from connector.rules.table import check_rule_table, load_rule_table
 from connector.rules.targets import FIELDS, ITEM_FIELDS
