@@ -38,7 +38,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import IDENTIFIER_MAX
 from connector.errors import InvalidPhoneError
-from connector.formats import EMAIL_RE
+from connector.formats import is_email
 
 __all__ = [
     "FLAT_USER_APIS",
@@ -69,7 +69,7 @@ def _limited(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not EMAIL_RE.match(value):
+    if not is_email(value):
         raise PydanticCustomError("invalid_email", "not a valid email address")
     return value
 

@@ -57,7 +57,7 @@ from connector.attentive.spec import (
     json_path,
 )
 from connector.errors import InvalidPhoneError, RoutingError
-from connector.formats import EMAIL_RE
+from connector.formats import is_email
 
 __all__ = [
     "MODELS",
@@ -86,7 +86,7 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
 def _check_email(value: str) -> str:
-    if not EMAIL_RE.match(value):
+    if not is_email(value):
         raise PydanticCustomError("invalid_email", "not a valid email address")
     return value
 
