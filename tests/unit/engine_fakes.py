@@ -348,5 +348,9 @@ def rec(
     return Inbound(TP(topic, partition), offset, record, record.size)
 
 
-def counter(metric: Any, **labels: str) -> float:
-    return float(metric.labels(**labels)._value.get())
+def sample(metrics: Metrics, metric: Any, **labels: str) -> float | None:
+    """``metric``'s sample with ``labels``, read through the registry (``None`` when it was never set)."""
+    family = metric.describe()[0]
+    name = family.name + ("_total" if family.type == "counter" else "")
+    value: float | None = metrics.registry.get_sample_value(name, labels)
+    return value

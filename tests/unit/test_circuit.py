@@ -113,7 +113,10 @@ async def test_board_waiters_are_released_when_the_probe_succeeds() -> None:
     board.failure("custom_event", probe=False)
     board.failure("custom_event", probe=False)
     assert board.open_endpoints() == ["custom_event"]
-    assert metrics.circuit_open.labels("custom_event")._value.get() == 1
+    assert (
+        metrics.registry.get_sample_value("attentive_connector_circuit_open", {"endpoint": "custom_event"})
+        == 1
+    )
 
     probe = await asyncio.wait_for(board.acquire("custom_event"), 1)
     assert probe is True
@@ -122,6 +125,9 @@ async def test_board_waiters_are_released_when_the_probe_succeeds() -> None:
     assert not waiter.done()  # waits for the probe's answer
     board.success("custom_event", probe=True)
     assert await asyncio.wait_for(waiter, 1) is False
-    assert metrics.circuit_open.labels("custom_event")._value.get() == 0
+    assert (
+        metrics.registry.get_sample_value("attentive_connector_circuit_open", {"endpoint": "custom_event"})
+        == 0
+    )
     # Other endpoints were never affected.
     assert await asyncio.wait_for(board.acquire("subscribe"), 1) is False

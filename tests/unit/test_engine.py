@@ -10,7 +10,7 @@ import pytest
 from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
 from connector.source.offsets import TP, Commit, decode_done
 from connector.types import RouteResult, SourceRecord
-from tests.unit.engine_fakes import FakeSender, counter, delivery_settings, make_rig, rec
+from tests.unit.engine_fakes import FakeSender, delivery_settings, make_rig, rec, sample
 
 T0 = TP("orders", 0)
 
@@ -34,8 +34,11 @@ async def test_records_are_delivered_counted_and_committed() -> None:
         "filtered": 0,
         "pending": 0,
     }
-    assert counter(rig.metrics.records_processed, topic="orders", rule="r1", outcome="delivered") == 5
-    assert counter(rig.metrics.records_consumed, topic="orders") == 5
+    assert (
+        sample(rig.metrics, rig.metrics.records_processed, topic="orders", rule="r1", outcome="delivered")
+        == 5
+    )
+    assert sample(rig.metrics, rig.metrics.records_consumed, topic="orders") == 5
     await asyncio.sleep(0.2)
     assert rig.source.last_commit(T0) == 5
     await rig.close()
@@ -76,8 +79,11 @@ async def test_skipped_and_stale_records_finish_without_calls() -> None:
     await settle(rig)
     s = rig.engine.stats()
     assert (s["skipped"], s["stale"], s["delivered"]) == (1, 1, 1)
-    assert counter(rig.metrics.records_processed, topic="orders", rule="none", outcome="skipped") == 1
-    assert counter(rig.metrics.records_processed, topic="orders", rule="r1", outcome="stale") == 1
+    assert (
+        sample(rig.metrics, rig.metrics.records_processed, topic="orders", rule="none", outcome="skipped")
+        == 1
+    )
+    assert sample(rig.metrics, rig.metrics.records_processed, topic="orders", rule="r1", outcome="stale") == 1
     await rig.close()
 
 
@@ -110,7 +116,7 @@ async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_recor
     assert h["dlq.attempts"] == b"1"
     assert h["dlq.first.failure"].endswith(b"Z")
     assert h["dlq.connector.version"]
-    assert counter(rig.metrics.dlq_records, topic="orders", reason="rejected") == 1
+    assert sample(rig.metrics, rig.metrics.dlq_records, topic="orders", reason="rejected") == 1
     await asyncio.sleep(0.2)
     assert rig.source.last_commit(T0) == 4
     await rig.close()
@@ -129,7 +135,7 @@ async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls(
     assert by_offset[b"0"]["dlq.error.reason"] == b"not_avro"
     assert by_offset[b"0"]["dlq.attempts"] == b"0"
     assert by_offset[b"1"]["dlq.error.reason"] == b"invalid_phone"
-    assert counter(rig.metrics.decode_errors, topic="orders", reason="not_avro") == 1
+    assert sample(rig.metrics, rig.metrics.decode_errors, topic="orders", reason="not_avro") == 1
     await rig.close()
 
 
@@ -186,7 +192,7 @@ async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_r
     assert rig.producer.attempts == 5  # 1 raised + 3 failed reports + 1 acknowledged
     assert len(rig.producer.written) == 1
     assert rig.dead_letters.write_errors == 4
-    assert counter(rig.metrics.dlq_write_errors, topic="orders") == 4
+    assert sample(rig.metrics, rig.metrics.dlq_write_errors, topic="orders") == 4
     assert "DEAD-LETTER WRITE FAILED" in caplog.text
     assert rig.engine.stats()["dead_lettered"] == 1
     await asyncio.sleep(0.2)

@@ -17,10 +17,10 @@ from tests.unit.engine_fakes import (
     FakeSender,
     PacedSender,
     QuickBackoff,
-    counter,
     delivery_settings,
     make_rig,
     rec,
+    sample,
 )
 
 T0 = TP("orders", 0)
@@ -126,7 +126,7 @@ async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered
     assert dl["headers"]["dlq.original.offset"] == b"3"
     assert dl["headers"]["dlq.attempts"] == b"3"
     assert dl["headers"]["dlq.http.status"] == b"503"
-    assert counter(rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
+    assert sample(rig.metrics, rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
     await rig.close()
 
 
@@ -143,7 +143,7 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(30)])
     await asyncio.sleep(0.6)  # well past max_age and max_attempts
     assert rig.circuits.open_endpoints() == ["custom_event"]
-    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 1
+    assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 1
     assert rig.engine.stats()["dead_lettered"] == 0
     # While open, only probes reach the endpoint (about one per open_s), not 30 records' retries.
     before = len(sender.sent)
@@ -154,7 +154,7 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     assert rig.engine.stats()["delivered"] == 30
     assert rig.engine.stats()["dead_lettered"] == 0
     assert rig.producer.written == []
-    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 0
+    assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 0
     await rig.close()
 
 
