@@ -354,3 +354,16 @@ def sample(metrics: Metrics, metric: Any, **labels: str) -> float | None:
     name = family.name + ("_total" if family.type == "counter" else "")
     value: float | None = metrics.registry.get_sample_value(name, labels)
     return value
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (checked every loop turn, then every 5 ms); fail after ``timeout_s``.
+
+    Tests wait for the condition they then assert, never for a fixed time (tests/test_no_sleep_waits.py).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    await asyncio.sleep(0)
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)

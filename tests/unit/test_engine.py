@@ -10,7 +10,7 @@ import pytest
 from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
 from connector.source.offsets import TP, Commit, decode_done
 from connector.types import RouteResult, SourceRecord
-from tests.unit.engine_fakes import FakeSender, delivery_settings, make_rig, rec, sample
+from tests.unit.engine_fakes import FakeSender, delivery_settings, eventually, make_rig, rec, sample
 
 T0 = TP("orders", 0)
 
@@ -39,8 +39,7 @@ async def test_records_are_delivered_counted_and_committed() -> None:
         == 5
     )
     assert sample(rig.metrics, rig.metrics.records_consumed, topic="orders") == 5
-    await asyncio.sleep(0.2)
-    assert rig.source.last_commit(T0) == 5
+    await eventually(lambda: rig.source.last_commit(T0) == 5)
     await rig.close()
 
 
@@ -117,8 +116,7 @@ async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_recor
     assert h["dlq.first.failure"].endswith(b"Z")
     assert h["dlq.connector.version"]
     assert sample(rig.metrics, rig.metrics.dlq_records, topic="orders", reason="rejected") == 1
-    await asyncio.sleep(0.2)
-    assert rig.source.last_commit(T0) == 4
+    await eventually(lambda: rig.source.last_commit(T0) == 4)
     await rig.close()
 
 
@@ -195,8 +193,7 @@ async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_r
     assert sample(rig.metrics, rig.metrics.dlq_write_errors, topic="orders") == 4
     assert "DEAD-LETTER WRITE FAILED" in caplog.text
     assert rig.engine.stats()["dead_lettered"] == 1
-    await asyncio.sleep(0.2)
-    assert rig.source.last_commit(T0) == 2
+    await eventually(lambda: rig.source.last_commit(T0) == 2)
     await rig.close()
 
 
@@ -207,8 +204,7 @@ async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged(
     rig.producer.fail_next = 10**9  # the DLQ is down for good
     rig.engine.assigned([T0])
     rig.engine.accept([rec(0, key=b"a"), rec(1, key=b"b"), rec(2, key=b"c")])
-    await asyncio.sleep(0.4)
-    assert rig.engine.stats()["delivered"] == 2
+    await eventually(lambda: rig.engine.stats()["delivered"] == 2)
     assert rig.engine.stats()["pending"] == 1
     assert all(c.get(T0, 0) == 0 for c in rig.source.commits)  # position 0: the stuck record comes back
     [pos] = rig.engine.positions().values()
@@ -223,8 +219,7 @@ async def test_subscribe_delivery_triggers_an_early_commit() -> None:
     await asyncio.sleep(0.1)  # the periodic commit is 30 s away
     rig.engine.accept([rec(0, value={"endpoint": "subscribe"})])
     await settle(rig)
-    await asyncio.sleep(0.2)
-    assert rig.source.last_commit(T0) == 1
+    await eventually(lambda: rig.source.last_commit(T0) == 1)
     await rig.close()
 
 
@@ -265,7 +260,7 @@ async def test_lost_partitions_are_dropped_without_a_position() -> None:
     rig.engine.accept([rec(0)])
     await asyncio.sleep(0.02)
     rig.engine.lost([T0])
-    await asyncio.sleep(0.05)
+    await eventually(lambda: sender.in_flight == 0)
     assert rig.engine.positions() == {}
     assert rig.engine.stats()["pending"] == 0
     assert sender.in_flight == 0
@@ -280,7 +275,7 @@ async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None
     rig.engine.accept(
         [rec(i, key=f"k{i}".encode()) for i in range(10)] + [rec(10 + i, key=b"k0") for i in range(3)]
     )
-    await asyncio.sleep(0.01)
+    await eventually(lambda: sender.in_flight == 8)  # every slot busy (max_in_flight 8)
     assert await rig.engine.drain(2.0)
     assert "shutdown" in rig.source.paused
     assert sorted(sender.delivered) == sorted(f"orders/0/{i}" for i in range(10))
@@ -296,7 +291,7 @@ async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
     rig.engine.accept([rec(0)])
-    await asyncio.sleep(0.01)  # in flight
+    await eventually(lambda: sender.in_flight == 1)
     assert not await rig.engine.drain(0.1)
     assert rig.engine.positions() == {T0: Commit(0)}
     await rig.close()

@@ -18,6 +18,7 @@ from tests.unit.engine_fakes import (
     PacedSender,
     QuickBackoff,
     delivery_settings,
+    eventually,
     make_rig,
     rec,
     sample,
@@ -141,7 +142,9 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     rig = await make_rig(settings=settings, sender=sender)
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(30)])
-    await asyncio.sleep(0.6)  # well past max_age and max_attempts
+    # Until the circuit opens, and then well past max_age and max_attempts (0.2 s, 2).
+    await eventually(lambda: rig.circuits.open_endpoints() == ["custom_event"])
+    await asyncio.sleep(0.4)  # sleep-ok: the budget must run out while the circuit is open
     assert rig.circuits.open_endpoints() == ["custom_event"]
     assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 1
     assert rig.engine.stats()["dead_lettered"] == 0
@@ -187,7 +190,7 @@ async def test_a_slow_endpoint_cannot_take_every_request_slot() -> None:
         asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, f"s{i}", "r")))
         for i in range(10)
     ]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: sender.in_flight == 2)
     assert sender.in_flight == 2  # subscribe is capped at 2 of the 4 slots
     t0 = asyncio.get_running_loop().time()
     await deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "c0", "r"))
