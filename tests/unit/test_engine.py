@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from connector.errors import ApiPermanentError, DecodeError, InvalidPhoneError, RegistryUnavailableError
+from connector.errors import (
+    ApiPermanentError,
+    DecodeError,
+    InvalidPhoneError,
+    Reason,
+    RegistryUnavailableError,
+)
 from connector.source.offsets import TP, Commit, decode_done
 from connector.types import RouteResult, SourceRecord
 from tests.unit.engine_fakes import FakeSender, delivery_settings, eventually, make_rig, rec, sample
@@ -123,7 +129,7 @@ async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_recor
 async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls() -> None:
     rig = await make_rig()
     rig.engine.assigned([T0])
-    rig.router.errors["orders/0/0"] = DecodeError("not Avro", reason="not_avro")
+    rig.router.errors["orders/0/0"] = DecodeError("not Avro", reason=Reason.NOT_AVRO)
     rig.router.errors["orders/0/1"] = InvalidPhoneError("phone +1555***1234 is not valid", rule="r1")
     rig.engine.accept([rec(0), rec(1), rec(2)])
     await settle(rig)
@@ -352,7 +358,7 @@ async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_t
             cached.add(record.record_id)
         return original(record)
 
-    router.needs_registry = needs_registry  # type: ignore[attr-defined]
+    router.needs_registry = needs_registry  # type: ignore[method-assign]
     router.route = route  # type: ignore[method-assign]
     rig.engine.assigned([T0])
     rig.engine.accept([rec(0, key=b"a", timestamp_ms=1), rec(1, key=b"a", timestamp_ms=1)])

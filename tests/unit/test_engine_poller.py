@@ -523,7 +523,7 @@ class CallbackConsumer(FakeConsumer):
         for p in offsets:
             self.committed_meta[(p.topic, p.partition)] = (
                 p.offset,
-                p.metadata if self.keeps_metadata else "",
+                (p.metadata or "") if self.keeps_metadata else "",
             )
         if asynchronous:
             self.pending_cb.append([TopicPartition(p.topic, p.partition, p.offset) for p in offsets])

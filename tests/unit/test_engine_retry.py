@@ -211,7 +211,7 @@ async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
         return max(0.0, held_until - asyncio.get_running_loop().time())
 
     sender = FakeSender()
-    sender.ready_in = ready_in  # type: ignore[attr-defined]
+    sender.ready_in = ready_in  # type: ignore[method-assign]
     rig = await make_rig(settings=delivery_settings(max_in_flight=1), sender=sender)
     deliverer = rig.deliverer
     held = asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, "s0", "r")))

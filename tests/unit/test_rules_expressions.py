@@ -177,7 +177,8 @@ def test_guard_extraction() -> None:
 
 
 def test_jmespath_truthiness() -> None:
-    assert [is_true(v) for v in ("", [], {}, None, False)] == [False] * 5
+    falsy: list[Any] = ["", [], {}, None, False]
+    assert [is_true(v) for v in falsy] == [False] * 5
     assert all(is_true(v) for v in (0, "x", [0], {"a": 1}, True, Decimal("0")))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,7 +311,11 @@ def test_targets_match_the_vendored_spec() -> None:
         for name in fields:
             assert name in spec_fields, (endpoint, name)
         if endpoint in FLAT_USER_APIS:  # the person's identifiers are top-level fields
-            user = {"phone": "+13115552368", "email": "a@b.co", "externalIdentifiers": {"clientUserId": "c"}}
+            user: dict[str, Any] = {
+                "phone": "+13115552368",
+                "email": "a@b.co",
+                "externalIdentifiers": {"clientUserId": "c"},
+            }
             if endpoint is Endpoint.IDENTITY:
                 user["externalIdentifiers"].update(shopifyId="s", klaviyoId="k", customIdentifiers=[])
             assert set(flat_user_fields(endpoint, user)) <= set(spec_fields), endpoint
