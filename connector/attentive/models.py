@@ -304,7 +304,16 @@ def _attribute_value(value: Any) -> Any:
     )
 
 
-AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=ATTRIBUTE_NAME_MAX)]
+def _non_blank_name(value: str) -> str:
+    # The spec check strips names (str.strip: control characters such as \x1f count as blank too).
+    if not value.strip():
+        raise ValueError("attribute names must not be empty")
+    return value
+
+
+AttributeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=ATTRIBUTE_NAME_MAX), AfterValidator(_non_blank_name)
+]
 AttributeValue = Annotated[Any, BeforeValidator(_attribute_value)]
 
 

@@ -305,6 +305,7 @@ def test_custom_attributes() -> None:
         ({"a": None}, "$.properties: required field missing"),
         ({"a": float("nan")}, "$.properties.a: must be a finite number"),
         ({"a": object()}, "$.properties.a: attribute values must be scalars"),
+        ({"\x1f": False}, "attribute names must not be empty"),  # blank to str.strip (found by hypothesis)
     ],
 )
 def test_custom_attributes_bad_data(props: dict[str, Any], fragment: str) -> None:
