@@ -8,8 +8,9 @@ command's core; :mod:`connector.pipeline.replay` is ``dlq replay``. Stages never
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from connector._exports import lazy_exports
 
 if TYPE_CHECKING:
     from connector.pipeline.connector import Connector
@@ -18,19 +19,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Connector", "DeliveryRuntime", "Engine", "build_client", "build_router"]
 
-# Imported on first use (PEP 562), so a command that needs one module of the package (``run --help``,
-# ``dlq replay``) does not load them all.
-_HOME = {
-    "Connector": "connector.pipeline.connector",
-    "Engine": "connector.pipeline.engine",
-    "DeliveryRuntime": "connector.pipeline.runtime",
-    "build_client": "connector.pipeline.runtime",
-    "build_router": "connector.pipeline.runtime",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'connector.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+# Imported on first use, so a command that needs one module of the package (``run --help``) does not load all.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Connector": "connector.pipeline.connector",
+        "Engine": "connector.pipeline.engine",
+        "DeliveryRuntime": "connector.pipeline.runtime",
+        "build_client": "connector.pipeline.runtime",
+        "build_router": "connector.pipeline.runtime",
+    },
+)
