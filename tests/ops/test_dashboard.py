@@ -23,13 +23,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from connector.observability.catalog import (
+from connector.observability.metrics import Metrics
+from tests.metric_catalog import (
     dashboard_queries,
     exported_metric_names,
     promql_metric_names,
     queried_metric_names,
 )
-from connector.observability.metrics import Metrics
 from tests.ops.conftest import CHART
 from tests.support import REPO
 
