@@ -205,7 +205,9 @@ def main() -> int:
     ap.add_argument("--busy-s", type=float, default=20.0, help="limit × this many calls per endpoint")
     ap.add_argument("--keys", choices=(keys.SAMPLES, keys.REALISTIC), default=keys.SAMPLES)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="delivery.KEY override")
-    ap.add_argument("--sandbox-flag", action="append", default=[], help="extra sandbox flag (e.g. --no-validate)")
+    ap.add_argument(
+        "--sandbox-flag", action="append", default=[], help="extra sandbox flag (e.g. --no-validate)"
+    )
     args = ap.parse_args()
     api_key = "probe-" + secrets.token_hex(8)
     sb = SandboxProcess(*SHAPED_SANDBOX_FLAGS, *args.sandbox_flag, api_key=api_key)

@@ -268,8 +268,7 @@ def table(results: dict[str, Any]) -> str:
     tail = [""]
     if results.get("duration_s") is not None:
         tail.append(f"run took {results['duration_s']:.0f} s")
-    for err in results.get("errors", []):
-        tail.append(f"ERROR {err}")
+    tail.extend(f"ERROR {err}" for err in results.get("errors", []))
     return "\n".join(head + lines + tail)
 
 

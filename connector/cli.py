@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from connector import __version__
-from connector.errors import ConfigError
 
 
 class _Command(Protocol):
@@ -23,7 +22,7 @@ class _Command(Protocol):
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("connector.pipeline.connector", "run the connector: consume, route, deliver, commit"),
+    "run": ("connector.pipeline.run", "run the connector: consume, route, deliver, commit"),
     "validate": ("connector.rules.tools", "check the config, schemas and rule table without running"),
     "route": ("connector.rules.tools_route", "dry run: show the requests records would become (no network)"),
     "check-auth": ("connector.attentive.check_auth", "call Attentive's /v1/me with the configured key"),
@@ -47,29 +46,56 @@ def _load(module: str) -> _Command:
     return cast(_Command, importlib.import_module(module))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _selected(argv: Sequence[str]) -> list[str]:
+    """The command words in ``argv`` (``["dlq", "replay"]``, ``["run"]``): the leading non-option tokens."""
+    words: list[str] = []
+    for token in argv:
+        if token.startswith("-"):
+            break
+        words.append(token)
+    return words[:2]
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in ``argv`` is imported (``None``: every command, e.g. for docs).
+
+    Importing a command pulls in its stage (confluent-kafka, aiohttp, pydantic models, ...), so loading all
+    of them for one would cost most of the start-up time.
+    """
+    words = None if argv is None else _selected(argv)
+
+    def wanted(*path: str) -> bool:
+        return words is None or list(path) == words[: len(path)]
+
     parser = argparse.ArgumentParser(prog="attentive-connector", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"attentive-connector {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        mod = _load(module)
-        mod.add_arguments(p)
-        p.set_defaults(_main=mod.main)
+        if wanted(name):
+            _wire(p, module)
     dlq = sub.add_parser("dlq", help="dead-letter topic tools", description="dead-letter topic tools")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     for name, (module, help_) in DLQ_COMMANDS.items():
         p = dlq_sub.add_parser(name, help=help_, description=help_)
-        mod = _load(module)
-        mod.add_arguments(p)
-        p.set_defaults(_main=mod.main)
+        if wanted("dlq", name):
+            _wire(p, module)
     return parser
 
 
+def _wire(parser: argparse.ArgumentParser, module: str) -> None:
+    mod = _load(module)
+    mod.add_arguments(parser)
+    parser.set_defaults(run_command=mod.main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    from connector.errors import ConfigError
+
     try:
-        return int(args._main(args))
+        return int(args.run_command(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

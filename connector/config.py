@@ -68,8 +68,9 @@ class _RedactedClient(_Strict):
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             if name == "client" and isinstance(value, dict):
-                value = {k: ("**********" if _is_secret_key(k) else v) for k, v in value.items()}
-            yield name, value
+                yield name, {k: ("**********" if _is_secret_key(k) else v) for k, v in value.items()}
+            else:
+                yield name, value
 
 
 class SchemaRegistrySettings(_RedactedClient):
@@ -201,7 +202,7 @@ class LoggingSettings(_Strict):
 
 class MetricsSettings(_Strict):
     port: int = Field(default=DEFAULT_METRICS_PORT, ge=0, le=65535)
-    host: str = "0.0.0.0"
+    host: str = "0.0.0.0"  # noqa: S104 - kubelet probes and Prometheus reach the pod IP
 
 
 class ConnectorConfig(_Strict):

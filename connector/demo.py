@@ -117,11 +117,12 @@ def _start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> Non
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
     try:
-        offsets = []
+        offsets: list[TopicPartition] = []
         for topic in topics:
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            for p in partitions:
-                offsets.append(TopicPartition(topic, p, _end_offset(consumer, TopicPartition(topic, p))))
+            offsets.extend(
+                TopicPartition(topic, p, _end_offset(consumer, TopicPartition(topic, p))) for p in partitions
+            )
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:
         consumer.close()

@@ -25,14 +25,14 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connector.avro.encoder import EncodeError, Encoder
+from connector.avro.encoder import Encoder
 from connector.avro.registry import RegistryClient
 from connector.avro.schema import load_schema
 from connector.config import ConnectorConfig, load_config
-from connector.errors import ConfigError, RegistryUnavailableError
+from connector.errors import ConfigError, EncodeError, KafkaUnreachableError, RegistryUnavailableError
 from connector.observability.logs import configure_logging, kafka_client_logger
 from connector.rules.expressions import Expr
-from connector.source.probe import KafkaUnreachableError, cluster_topics
+from connector.source.probe import cluster_topics
 
 KINDS = ("orders", "loyalty", "signups", "privacy")
 # Schema record name -> sample kind, so a topic with any name but one of our schemas gets the right samples.

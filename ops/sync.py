@@ -234,8 +234,8 @@ def connector_defs() -> dict[str, Any]:
         return "#/$defs/connector." + ref.rsplit("/", 1)[-1]
 
     out: dict[str, Any] = {}
-    for name, schema in defs.items():
-        schema = copy.deepcopy(schema)
+    for name, original in defs.items():
+        schema = copy.deepcopy(original)
         for key in _CHART_MANAGED.get(name, ()):
             schema.get("properties", {}).pop(key, None)
             if key in schema.get("required", []):

@@ -24,10 +24,11 @@ from decimal import Decimal
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
-from connector.attentive.formats import EMAIL_RE, format_timestamp
+from connector.attentive.formats import format_timestamp
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import ATTRIBUTE_NAME_MAX, EVENT_TYPE_FORBIDDEN, PROPERTY_KEY_FORBIDDEN
 from connector.errors import InvalidPhoneError
+from connector.formats import is_email
 
 __all__ = ["BUILDERS", "Bail", "Builder"]
 
@@ -95,7 +96,7 @@ def _email(v: Any) -> Any:
         if not v.strip():
             return _DROP
         s = _strip(v)
-        if EMAIL_RE.match(s):
+        if is_email(s):
             return s
         raise _BAIL
     if v is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from connector.errors import (
     ApiTransientError,
     NetworkError,
     RateLimitedError,
+    Reason,
     RoutingError,
 )
 from connector.observability.metrics import Metrics, status_class
@@ -128,7 +130,7 @@ def parse_retry_after(
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - now()).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return max(0.0, seconds)
 
@@ -184,7 +186,7 @@ def classify(
         endpoint=endpoint,
         status=status,
         body=body,
-        reason="unexpected_status",
+        reason=Reason.UNEXPECTED_STATUS,
     )
 
 
@@ -377,7 +379,7 @@ class AttentiveClient:
         error = classify(route.label, status, raw.headers, text, record_id=record_id)
         if error is None:  # not reached: classify() calls exactly the statuses above a success
             return ApiResponse(route.label, status, None, record_id, duration)
-        if isinstance(error, RateLimitedError) and endpoint is not None and error.retry_after is not None:
+        if error.flow_control and endpoint is not None and error.retry_after is not None:
             self.limiter.hold(endpoint, error.retry_after)
         raise error
 
@@ -385,7 +387,7 @@ class AttentiveClient:
         where = label + (f" (record {record_id})" if record_id else "")
         if exc.timeout:
             return NetworkError(
-                f"timed out after {self._timeout:g}s calling {where}", endpoint=label, reason="timeout"
+                f"timed out after {self._timeout:g}s calling {where}", endpoint=label, reason=Reason.TIMEOUT
             )
         return NetworkError(
             f"cannot reach Attentive at {self.base_url} for {where}: {exc.detail}", endpoint=label

@@ -1,11 +1,12 @@
-"""Formats shared by the validating request models and the fast body builders: timestamps and emails."""
+"""Timestamps as Attentive takes them, shared by the validating request models and the fast body builders."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from connector.formats import rfc3339
+
 _OFFSET_RE = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -30,10 +31,10 @@ def format_timestamp(value: object) -> str:
             dt = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise ValueError("not an ISO 8601 / RFC 3339 date-time") from None
-    else:
-        raise ValueError(
+    else:  # ValueError, not TypeError: pydantic turns only ValueError into a validation message
+        raise ValueError(  # noqa: TRY004
             f"expected a datetime, epoch milliseconds (int) or an RFC 3339 string, got {type(value).__name__}"
         )
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("datetime has no UTC offset (naive); attach a timezone")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(dt)

@@ -20,7 +20,6 @@ checked against the vendored spec by :class:`connector.attentive.spec.SpecValida
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
@@ -39,6 +38,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import IDENTIFIER_MAX
 from connector.errors import InvalidPhoneError
+from connector.formats import is_email
 
 __all__ = [
     "FLAT_USER_APIS",
@@ -49,7 +49,6 @@ __all__ = [
     "flat_user_fields",
 ]
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 FLAT_USER_APIS = frozenset({Endpoint.IDENTITY, Endpoint.PRIVACY_DELETE})
 """The calls whose person identifiers are top-level fields rather than a ``user`` object."""
@@ -70,7 +69,7 @@ def _limited(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
+    if not is_email(value):
         raise PydanticCustomError("invalid_email", "not a valid email address")
     return value
 

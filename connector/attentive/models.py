@@ -47,7 +47,7 @@ from pydantic_core import PydanticCustomError
 from connector.attentive import identity
 from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
-from connector.attentive.formats import EMAIL_RE, format_timestamp
+from connector.attentive.formats import format_timestamp
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import (
@@ -57,6 +57,7 @@ from connector.attentive.spec import (
     json_path,
 )
 from connector.errors import InvalidPhoneError, RoutingError
+from connector.formats import is_email
 
 __all__ = [
     "MODELS",
@@ -85,7 +86,7 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
 def _check_email(value: str) -> str:
-    if not EMAIL_RE.match(value):
+    if not is_email(value):
         raise PydanticCustomError("invalid_email", "not a valid email address")
     return value
 
@@ -303,7 +304,16 @@ def _attribute_value(value: Any) -> Any:
     )
 
 
-AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=ATTRIBUTE_NAME_MAX)]
+def _non_blank_name(value: str) -> str:
+    # The spec check strips names (str.strip: control characters such as \x1f count as blank too).
+    if not value.strip():
+        raise ValueError("attribute names must not be empty")
+    return value
+
+
+AttributeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=ATTRIBUTE_NAME_MAX), AfterValidator(_non_blank_name)
+]
 AttributeValue = Annotated[Any, BeforeValidator(_attribute_value)]
 
 

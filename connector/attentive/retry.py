@@ -1,21 +1,14 @@
-"""Exponential backoff with full jitter, and a simple retry loop for callers without an engine.
+"""Exponential backoff with full jitter.
 
-The delivery engine has its own loop (it also tracks record age, circuits and auth pauses); it uses
-:class:`Backoff` for the delays. :func:`send_with_retries` is for simple callers (tools, scripts).
+The delivery engine owns the retry loop (it also tracks record age, circuits and auth pauses); it uses
+:class:`Backoff` for the delays.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import Protocol
 
-from connector.attentive.client import ApiResponse
 from connector.config import RetrySettings
-from connector.errors import ApiError
-from connector.observability.metrics import Metrics
-from connector.types import Call
 
 
 class Backoff:
@@ -44,35 +37,3 @@ class Backoff:
         if retry_after is not None and retry_after > 0:
             d = max(d, min(retry_after, self.cap_s))
         return d
-
-
-class _Sender(Protocol):
-    async def send(self, call: Call) -> ApiResponse: ...
-
-
-async def send_with_retries(
-    client: _Sender,
-    call: Call,
-    *,
-    max_attempts: int,
-    backoff: Backoff,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    metrics: Metrics | None = None,
-) -> ApiResponse:
-    """Send ``call``, retrying retriable :class:`ApiError` s up to ``max_attempts`` attempts in all.
-
-    Permanent and auth errors are raised at once; the last retriable error is raised when attempts run out.
-    """
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await client.send(call)
-        except ApiError as exc:
-            if not exc.retriable or attempt >= max_attempts:
-                raise
-            if metrics is not None:
-                metrics.api_retries.labels(str(call.endpoint), exc.reason).inc()
-            await sleep(backoff.delay(attempt, getattr(exc, "retry_after", None)))

@@ -40,12 +40,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from connector.attentive.endpoints import Endpoint
+from connector.formats import is_email
 
 SPEC_PATH = Path(__file__).with_name("spec") / "attentive-v1-openapi.json"
 _SPEC_URI = "urn:attentive-connector:attentive-v1-openapi"
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # ISO 8601 / RFC 3339 date-time with a *required* offset. ``+0000`` (no colon) is accepted because it is the
 # example in Attentive's own eCommerce schemas.
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|z|[+-]\d{2}:?\d{2})$")
@@ -298,7 +298,7 @@ def _user_rules(user: Mapping[str, Any], *, subscriber: bool) -> Iterator[str]:
     phone, email = user.get("phone"), user.get("email")
     if isinstance(phone, str) and not E164_RE.match(phone):
         yield "$.user.phone: not an E.164 phone number ('+', country code and number, digits only)"
-    if isinstance(email, str) and not _EMAIL_RE.match(email):
+    if isinstance(email, str) and not is_email(email):
         yield "$.user.email: not a valid email address"
     ext = user.get("externalIdentifiers") if not subscriber else None
     if isinstance(ext, Mapping):
@@ -435,7 +435,7 @@ def _identity_rules(body: Mapping[str, Any]) -> Iterator[str]:
     phone, email = body.get("phone"), body.get("email")
     if isinstance(phone, str) and phone.strip() and not E164_RE.match(phone):
         yield "$.phone: not an E.164 phone number ('+', country code and number, digits only)"
-    if isinstance(email, str) and email.strip() and not _EMAIL_RE.match(email):
+    if isinstance(email, str) and email.strip() and not is_email(email):
         yield "$.email: not a valid email address"
     customs = body.get("customIdentifiers")
     n_custom = 0
@@ -471,7 +471,7 @@ def _privacy_delete_rules(body: Mapping[str, Any]) -> Iterator[str]:
     phone, email = body.get("subjectPhone"), body.get("subjectEmail")
     if isinstance(phone, str) and phone.strip() and not E164_RE.match(phone):
         yield "$.subjectPhone: not an E.164 phone number ('+', country code and number, digits only)"
-    if isinstance(email, str) and email.strip() and not _EMAIL_RE.match(email):
+    if isinstance(email, str) and email.strip() and not is_email(email):
         yield "$.subjectEmail: not a valid email address"
     if not any(_given(body.get(k)) for k in ("subjectPhone", "subjectEmail", "clientUserId")):
         yield "$: needs subjectPhone or subjectEmail, else clientUserId (who is to be deleted)"

@@ -127,7 +127,7 @@ class AiohttpTransport:
     ) -> RawResponse:
         session = self._session or self._open()
         try:
-            response = await session._request(  # skips the context-manager wrapper
+            response = await session._request(  # noqa: SLF001 - skips the context-manager wrapper (hot path)
                 method, self._url(path), data=body, headers=headers, allow_redirects=False
             )
             try:

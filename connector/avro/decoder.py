@@ -31,9 +31,9 @@ record); a registry that cannot be reached raises :class:`RegistryUnavailableErr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import re
 from typing import Any
 
 import fastavro
@@ -42,13 +42,32 @@ from fastavro.read import SchemaResolutionError
 from connector.avro.registry import WriterSchemas
 from connector.avro.schema import TopicSchema, without_uuid
 from connector.config import Encoding
-from connector.errors import ConfigError, DecodeError
+from connector.errors import ConfigError, DecodeError, Reason
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
-# fastavro reports a *negative* length read from garbage as "Expected -62 bytes": not a short value but bytes
-# that were never Avro of this schema.
-_NEGATIVE_LENGTH = re.compile(r"Expected -\d+ bytes")
+
+
+class _LengthWatch(io.BytesIO):
+    """A buffer that notes a read of *negative* length: garbage read as Avro yields one (fastavro then raises
+    EOFError as if the value were short). Used only to classify an EOFError, off the hot path."""
+
+    negative = False
+
+    def read(self, size: int | None = None, /) -> bytes:
+        if size is not None and size < 0:
+            self.negative = True
+        return super().read(size)
+
+
+def _negative_length(value: bytes, start: int, writer: Any, reader: Any) -> bool:
+    """Whether reading ``value`` again fails on a negative length (not Avro) rather than on its end."""
+    buf = _LengthWatch(value)
+    buf.seek(start)
+    # The first read's error is the one reported; this read only classifies it, whatever it raises.
+    with contextlib.suppress(Exception):
+        fastavro.schemaless_reader(buf, writer, reader)
+    return buf.negative
 
 
 def confluent_schema_id(value: bytes) -> int | None:
@@ -96,7 +115,7 @@ class Decoder:
     def decode(self, value: bytes | None) -> dict[str, Any]:
         """The record in ``value`` (see the module doc for the representation)."""
         if not value:
-            raise DecodeError(f"{self.topic}: empty value (tombstone or empty message)", reason="empty")
+            raise DecodeError(f"{self.topic}: empty value (tombstone or empty message)", reason=Reason.EMPTY)
         if self.encoding is Encoding.RAW:
             return self._read(value, 0, self._reader, None)
         if value[0] != MAGIC_BYTE:
@@ -104,12 +123,12 @@ class Decoder:
                 f"{self.topic}: first byte is 0x{value[0]:02x}, not the Confluent magic byte 0x00 "
                 "(is the producer using the Confluent Avro serializer? the topic is configured "
                 "encoding: confluent)",
-                reason="bad_magic",
+                reason=Reason.BAD_MAGIC,
             )
         if len(value) < HEADER_SIZE:
             raise DecodeError(
                 f"{self.topic}: {len(value)} bytes, shorter than the 5-byte Confluent header",
-                reason="truncated",
+                reason=Reason.TRUNCATED,
             )
         schema_id = int.from_bytes(value[1:HEADER_SIZE], "big")
         assert self._writer_schemas is not None  # checked in __init__
@@ -140,15 +159,16 @@ class Decoder:
         except SchemaResolutionError as exc:
             raise DecodeError(
                 f"{self.topic}: the writer schema cannot be read as {self.schema.label}: {exc}",
-                reason="incompatible",
+                reason=Reason.INCOMPATIBLE,
             ) from None
-        except EOFError as exc:
-            if _NEGATIVE_LENGTH.search(str(exc)):
+        except EOFError:
+            if _negative_length(value, start, writer, reader):
                 raise DecodeError(
-                    f"{self.topic}: not Avro of {self.schema.label} (negative length)", reason="not_avro"
+                    f"{self.topic}: not Avro of {self.schema.label} (negative length)", reason=Reason.NOT_AVRO
                 ) from None
             raise DecodeError(
-                f"{self.topic}: value ends before the record does ({len(value)} bytes)", reason="truncated"
+                f"{self.topic}: value ends before the record does ({len(value)} bytes)",
+                reason=Reason.TRUNCATED,
             ) from None
         except (
             ValueError,
@@ -160,14 +180,15 @@ class Decoder:
             MemoryError,
         ) as exc:
             raise DecodeError(
-                f"{self.topic}: not Avro of {self.schema.label} ({type(exc).__name__})", reason="not_avro"
+                f"{self.topic}: not Avro of {self.schema.label} ({type(exc).__name__})",
+                reason=Reason.NOT_AVRO,
             ) from None
         end = buf.tell()
         if end != len(value):
             raise DecodeError(
                 f"{self.topic}: not Avro of {self.schema.label} ({len(value) - end} bytes left after the record)",
-                reason="not_avro",
+                reason=Reason.NOT_AVRO,
             )
         if not isinstance(record, dict):  # pragma: no cover - topic schemas are records (checked at load)
-            raise DecodeError(f"{self.topic}: decoded value is not a record", reason="not_avro")
+            raise DecodeError(f"{self.topic}: decoded value is not a record", reason=Reason.NOT_AVRO)
         return record

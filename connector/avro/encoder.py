@@ -21,11 +21,7 @@ from connector.avro.jsonrecords import validation_problems
 from connector.avro.registry import TRANSPORT_ERRORS, RegistryClient, make_registry_client
 from connector.avro.schema import TopicSchema, load_schema, parse_for_writing
 from connector.config import ConnectorConfig, Encoding
-from connector.errors import ConfigError, RegistryUnavailableError
-
-
-class EncodeError(ValueError):
-    """The record does not fit the schema, or the registry refused the schema."""
+from connector.errors import ConfigError, EncodeError, RegistryUnavailableError
 
 
 class Encoder:

@@ -30,7 +30,8 @@ import fastavro
 from fastavro.validation import ValidationError, validate
 
 from connector.avro.schema import TopicSchema
-from connector.errors import DecodeError
+from connector.errors import DecodeError, Reason
+from connector.formats import rfc3339
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -44,19 +45,20 @@ def from_json(schema: TopicSchema, obj: Any) -> dict[str, Any]:
     (``incompatible``) naming the field that does not fit."""
     if not isinstance(obj, Mapping):
         raise DecodeError(
-            f"a {schema.label} record must be a JSON object, not {_json_type(obj)}", reason="incompatible"
+            f"a {schema.label} record must be a JSON object, not {_json_type(obj)}",
+            reason=Reason.INCOMPATIBLE,
         )
     named: dict[str, Any] = {}
     try:
         datum = _convert(schema.raw, obj, "", named, None)
     except _Mismatch as exc:
-        raise DecodeError(f"record does not fit {schema.label}: {exc}", reason="incompatible") from None
+        raise DecodeError(f"record does not fit {schema.label}: {exc}", reason=Reason.INCOMPATIBLE) from None
     writer = schema.writable
     try:
         validate(datum, writer, raise_errors=True)
     except ValidationError as exc:
         raise DecodeError(
-            f"record does not fit {schema.label}: {validation_problems(exc)}", reason="incompatible"
+            f"record does not fit {schema.label}: {validation_problems(exc)}", reason=Reason.INCOMPATIBLE
         ) from None
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, writer, datum)
@@ -286,13 +288,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC RFC 3339 with millisecond precision and ``Z`` (naive datetimes are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_json(record: Any) -> Any:

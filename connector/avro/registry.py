@@ -28,7 +28,7 @@ from fastavro.schema import SchemaParseException, UnknownType
 
 from connector.avro.schema import parse_for_reading
 from connector.config import SchemaRegistrySettings
-from connector.errors import ConfigError, DecodeError, RegistryUnavailableError
+from connector.errors import ConfigError, DecodeError, Reason, RegistryUnavailableError
 
 
 class RegistryClient(Protocol):
@@ -154,14 +154,14 @@ class WriterSchemas:
             status = exc.http_status_code
             if status == 404:
                 raise DecodeError(
-                    f"schema id {schema_id} is not in the schema registry", reason="unknown_schema"
+                    f"schema id {schema_id} is not in the schema registry", reason=Reason.UNKNOWN_SCHEMA
                 ) from None
             if status >= 500 or status in _TRANSIENT_STATUS or status < 0:
                 raise RegistryUnavailableError(
                     f"schema registry answered HTTP {status} for schema id {schema_id}"
                 ) from None
             raise DecodeError(
-                f"schema registry refused schema id {schema_id} (HTTP {status})", reason="unknown_schema"
+                f"schema registry refused schema id {schema_id} (HTTP {status})", reason=Reason.UNKNOWN_SCHEMA
             ) from None
         except TRANSPORT_ERRORS as exc:
             raise RegistryUnavailableError(
@@ -171,13 +171,13 @@ class WriterSchemas:
         text = getattr(schema, "schema_str", None)
         if schema_type != "AVRO" or not isinstance(text, str):
             raise DecodeError(
-                f"schema id {schema_id} is a {schema_type} schema, not Avro", reason="unknown_schema"
+                f"schema id {schema_id} is a {schema_type} schema, not Avro", reason=Reason.UNKNOWN_SCHEMA
             )
         try:
             parsed = parse_for_reading(json.loads(text))
         except (ValueError, TypeError, KeyError, SchemaParseException, UnknownType) as exc:
             raise DecodeError(
-                f"schema id {schema_id} is not a valid Avro schema: {exc}", reason="unknown_schema"
+                f"schema id {schema_id} is not a valid Avro schema: {exc}", reason=Reason.UNKNOWN_SCHEMA
             ) from None
         self._raw[schema_id] = text
         return parsed

@@ -200,7 +200,7 @@ class _TreeBuilder:
         logical = node.get("logicalType")
         if isinstance(logical, str) and logical in _LOGICAL_KINDS:
             return AvroType(_LOGICAL_KINDS[logical])
-        if type_ == "record" or type_ == "error":
+        if type_ in {"record", "error"}:
             full = self._full(str(node["name"]), node.get("namespace", namespace))
             rec = AvroType("record", name=full)
             self.named[full] = rec

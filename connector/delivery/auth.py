@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from connector.errors import ApiError, ConnectorError
+
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +59,7 @@ class AuthGate:
         """Begin checking right away (the gate starts closed)."""
         self._ensure_checking(first_delay=0.0)
 
-    def trip(self, error: BaseException | None = None) -> None:
+    def trip(self, error: ConnectorError | None = None) -> None:
         """A call was refused (401/403): close the gate and start checking. Idempotent."""
         if self._closed_for_good:
             return
@@ -66,7 +68,7 @@ class AuthGate:
             log.error(
                 "Attentive refused the API key (%s): pausing all consumption, not ready; checking /v1/me "
                 "every %.1fs. Nothing is dead-lettered for this.",
-                getattr(error, "status", None) or "auth error",
+                (error.status if isinstance(error, ApiError) else None) or "auth error",
                 self._interval_s,
             )
             self._on_change(False)
@@ -87,14 +89,18 @@ class AuthGate:
                 await self._check()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except ConnectorError as exc:
                 # Refused again, or Attentive unreachable: stay closed and try again later.
                 log.warning(
                     "auth check /v1/me failed (%s: %s); retrying in %.1fs",
                     type(exc).__name__,
-                    getattr(exc, "reason", ""),
+                    exc.reason,
                     self._interval_s,
                 )
+                continue
+            except Exception:
+                # A bug in the check: said loudly, and the gate stays closed (nothing is sent, nothing lost).
+                log.exception("BUG: auth check /v1/me raised; retrying in %.1fs", self._interval_s)
                 continue
             if not self._open.is_set():
                 self._open.set()

@@ -43,8 +43,7 @@ class BufferBudget:
         """Count one more held record of ``size`` bytes."""
         self.records += 1
         self.bytes += size
-        if self.records > self.peak:
-            self.peak = self.records
+        self.peak = max(self.peak, self.records)
 
     def remove(self, size: int) -> None:
         """A held record finished or was dropped."""

@@ -17,12 +17,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from confluent_kafka import KafkaException
 
 from connector import __version__
 from connector.delivery.protocols import Backoff, KafkaProducer
-from connector.errors import ApiError
+from connector.errors import ApiError, ConnectorError, DeadLetterWriteError, Reason
+from connector.formats import rfc3339
 from connector.observability.logs import mask
 from connector.observability.metrics import Metrics
 from connector.types import SourceRecord
@@ -49,13 +51,9 @@ class Failure:
     """The failing call's ``X-Record-Id`` when a record fans out to several calls."""
 
     @property
-    def reason(self) -> str:
-        reason = getattr(self.error, "reason", None)
-        return reason if isinstance(reason, str) and reason else "unexpected"
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def reason(self) -> Reason:
+        """The error's :class:`Reason`; ``internal_error`` for anything outside the tree (a bug)."""
+        return self.error.reason if isinstance(self.error, ConnectorError) else Reason.INTERNAL_ERROR
 
 
 def dead_letter_headers(
@@ -126,8 +124,24 @@ class DeadLetterWriter:
         attempt = 0
         while True:
             attempt += 1
-            error = await self._produce_once(topic, record, headers)
-            if error is None:
+            try:
+                await self._produce_once(topic, record, headers)
+            except DeadLetterWriteError as error:
+                self.write_errors += 1
+                self._metrics.dlq_write_errors.labels(record.topic).inc()
+                delay = self._backoff.delay(attempt)
+                log.error(
+                    "DEAD-LETTER WRITE FAILED for %s to %s (attempt %d): %s. The record is kept and its "
+                    "partition's commit is held until the write succeeds; retrying in %.1fs",
+                    record.record_id,
+                    topic,
+                    attempt,
+                    error,
+                    delay,
+                    extra={"record_id": record.record_id, "reason": error.reason},
+                )
+                await self._sleep(delay)
+            else:
                 self._metrics.dlq_records.labels(record.topic, failure.reason).inc()
                 log.warning(
                     "dead-lettered %s to %s: %s (%s)",
@@ -138,25 +152,9 @@ class DeadLetterWriter:
                     extra={"record_id": record.record_id, "rule": failure.rule or ""},
                 )
                 return
-            self.write_errors += 1
-            self._metrics.dlq_write_errors.labels(record.topic).inc()
-            delay = self._backoff.delay(attempt)
-            log.error(
-                "DEAD-LETTER WRITE FAILED for %s to %s (attempt %d): %s. The record is kept and its partition's "
-                "commit is held until the write succeeds; retrying in %.1fs",
-                record.record_id,
-                topic,
-                attempt,
-                error,
-                delay,
-                extra={"record_id": record.record_id},
-            )
-            await self._sleep(delay)
 
-    async def _produce_once(
-        self, topic: str, record: SourceRecord, headers: list[tuple[str, bytes]]
-    ) -> str | None:
-        """One produce; returns None when acknowledged, else the error text."""
+    async def _produce_once(self, topic: str, record: SourceRecord, headers: list[tuple[str, bytes]]) -> None:
+        """One produce, waited for; raises :class:`DeadLetterWriteError` when it is not acknowledged."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str | None] = loop.create_future()
 
@@ -174,15 +172,17 @@ class DeadLetterWriter:
                 topic, value=record.value, key=record.key, headers=headers, on_delivery=on_delivery
             )
         except BufferError:
-            return "producer queue full"
-        except Exception as exc:  # KafkaException (e.g. message too large) or a bad argument
-            return f"{type(exc).__name__}: {exc}"
+            raise DeadLetterWriteError("producer queue full") from None
+        except (KafkaException, TypeError, ValueError) as exc:  # e.g. message too large, a bad argument
+            raise DeadLetterWriteError(f"{type(exc).__name__}: {exc}") from None
         self._pending += 1
         self._ensure_polling()
         try:
-            return await done
+            failed = await done
         finally:
             self._pending -= 1
+        if failed is not None:
+            raise DeadLetterWriteError(failed)
 
     def _ensure_polling(self) -> None:
         if self._poller is None or self._poller.done():

@@ -28,7 +28,7 @@ from connector.delivery.auth import AuthGate
 from connector.delivery.circuit import CircuitBoard
 from connector.delivery.protocols import ApiSender
 from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
-from connector.errors import RateLimitedError
+from connector.errors import ConnectorError, Reason
 from connector.observability.metrics import Metrics
 from connector.types import Call
 
@@ -108,31 +108,54 @@ class CallDeliverer:
             except _GateClosed:
                 self._circuits.neutral(endpoint, probe=probe)
                 continue
-            except Exception as exc:
-                if getattr(exc, "auth", False):
+            except ConnectorError as exc:
+                if exc.auth:
                     self._circuits.neutral(endpoint, probe=probe)
                     self._auth.trip(exc)
                     continue
                 self._classify(endpoint, exc, probe)
-                circuit = self._circuits.circuit(endpoint)
-                decision = self._policy.on_failure(
-                    state, exc, now=self._clock(), circuit_open=circuit.is_open, circuit_epoch=circuit.epoch
-                )
-                if decision.verdict is Verdict.DEAD_LETTER:
-                    raise DeliveryFailed(call, exc, state) from exc
-                self._metrics.api_retries.labels(endpoint, decision.reason).inc()
-                log.debug(
-                    "retrying %s in %.2fs after %s",
+                error: BaseException = exc
+            except Exception as exc:
+                # Not an error the client raises on purpose: a bug. Said loudly, with its traceback; it counts
+                # as a strike, so the record is dead-lettered (reason internal_error) if it keeps happening.
+                log.exception(
+                    "BUG: sending %s to %s raised %s",
                     call.record_id,
-                    decision.delay_s,
+                    endpoint,
                     type(exc).__name__,
-                    extra={"record_id": call.record_id, "endpoint": endpoint},
+                    extra={
+                        "record_id": call.record_id,
+                        "endpoint": endpoint,
+                        "reason": Reason.INTERNAL_ERROR,
+                    },
                 )
-                if decision.delay_s > 0:
-                    await self._sleep(decision.delay_s)
-                continue
-            self._circuits.success(endpoint, probe=probe)
-            return response
+                self._circuits.failure(endpoint, probe=probe)
+                error = exc
+            else:
+                self._circuits.success(endpoint, probe=probe)
+                return response
+            await self._retry_or_give_up(call, endpoint, state, error)
+
+    async def _retry_or_give_up(
+        self, call: Call, endpoint: str, state: CallAttempts, exc: BaseException
+    ) -> None:
+        """Ask the policy about a failed send: wait out its delay, or raise :class:`DeliveryFailed`."""
+        circuit = self._circuits.circuit(endpoint)
+        decision = self._policy.on_failure(
+            state, exc, now=self._clock(), circuit_open=circuit.is_open, circuit_epoch=circuit.epoch
+        )
+        if decision.verdict is Verdict.DEAD_LETTER:
+            raise DeliveryFailed(call, exc, state) from exc
+        self._metrics.api_retries.labels(endpoint, decision.reason).inc()
+        log.debug(
+            "retrying %s in %.2fs after %s",
+            call.record_id,
+            decision.delay_s,
+            type(exc).__name__,
+            extra={"record_id": call.record_id, "endpoint": endpoint},
+        )
+        if decision.delay_s > 0:
+            await self._sleep(decision.delay_s)
 
     async def _send(self, call: Call, endpoint: str) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
@@ -207,10 +230,10 @@ class CallDeliverer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _classify(self, endpoint: str, exc: BaseException, probe: bool) -> None:
-        if isinstance(exc, RateLimitedError):
+    def _classify(self, endpoint: str, exc: ConnectorError, probe: bool) -> None:
+        if exc.flow_control:
             self._circuits.neutral(endpoint, probe=probe)
-        elif getattr(exc, "permanent", False):
+        elif exc.permanent:
             # The endpoint answered and judged the request: it is up.
             self._circuits.success(endpoint, probe=probe)
         else:

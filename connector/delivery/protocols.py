@@ -35,6 +35,10 @@ class RecordRouter(Protocol):
 
     def route(self, record: SourceRecord) -> RouteResult: ...
 
+    def rule_names(self) -> list[str]:
+        """The names of the rule table's rules, in order (``dlq replay --rule`` checks against them)."""
+        ...
+
     def needs_registry(self, record: SourceRecord) -> bool:
         """True when routing ``record`` would first fetch a schema from the registry (a blocking HTTP call,
         made off the event loop)."""

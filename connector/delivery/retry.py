@@ -3,11 +3,11 @@
 The rules (pure; the clock is passed in):
 
 * A permanent error (``error.permanent``: 400/404/413/422, invalid request) is dead-lettered at once.
-* 429 (``RateLimitedError``) is flow control, never the record's fault: retry after the server's
+* Flow control (``error.flow_control``: 429) is never the record's fault: retry after the server's
   ``Retry-After`` (or the backoff), and it never counts toward dead-lettering.
 * While the endpoint's circuit is open (an outage), failures do not count either: retry as soon as the
   circuit lets calls through again — the backlog is held, not dead-lettered.
-* Any other failure (5xx, network, an unexpected exception) is a *strike*. After ``max_attempts`` strikes,
+* Any other failure (5xx, network, a bug — not a ``ConnectorError``, reason ``internal_error``) is a *strike*. After ``max_attempts`` strikes,
   or ``max_age_s`` after the first strike, the record is dead-lettered: it keeps failing while the endpoint
   is otherwise healthy. Strikes and age start over when the circuit closes after an outage (its ``epoch``
   changes), so an outage never uses up a record's budget.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from connector.config import RetrySettings
 from connector.delivery.protocols import Backoff
-from connector.errors import RateLimitedError
+from connector.errors import ConnectorError, Reason
 
 
 class Verdict(enum.StrEnum):
@@ -34,7 +34,7 @@ class Verdict(enum.StrEnum):
 class Decision:
     verdict: Verdict
     delay_s: float = 0.0
-    reason: str = ""
+    reason: Reason = Reason.ERROR
     """Low-cardinality label for ``api_retries{reason}`` or the dead-letter headers."""
 
 
@@ -79,14 +79,16 @@ class RetryPolicy:
         if state.first_failure is None:
             state.first_failure = now
         state.last_failure = now
-        reason = _reason(error)
-
-        if getattr(error, "permanent", False):
-            return Decision(Verdict.DEAD_LETTER, reason=reason)
-
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(error, RateLimitedError):
-            return Decision(Verdict.RETRY, self._backoff.delay(state.failures, retry_after), reason)
+        retry_after: float | None = None
+        if isinstance(error, ConnectorError):
+            reason = error.reason
+            retry_after = error.retry_after
+            if error.permanent:
+                return Decision(Verdict.DEAD_LETTER, reason=reason)
+            if error.flow_control:
+                return Decision(Verdict.RETRY, self._backoff.delay(state.failures, retry_after), reason)
+        else:
+            reason = Reason.INTERNAL_ERROR  # a bug: the caller logged it with its traceback
         if circuit_open:
             # The circuit does the waiting (and lets only a probe through): no delay of our own.
             return Decision(Verdict.RETRY, 0.0, reason)
@@ -103,8 +105,3 @@ class RetryPolicy:
         if now - state.first_strike >= self._s.max_age_s:
             return Decision(Verdict.DEAD_LETTER, reason=reason)
         return Decision(Verdict.RETRY, self._backoff.delay(state.strikes, retry_after), reason)
-
-
-def _reason(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)
-    return reason if isinstance(reason, str) and reason else "unexpected"

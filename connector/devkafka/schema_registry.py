@@ -334,7 +334,7 @@ def start_schema_registry(host: str = "127.0.0.1", port: int = 0) -> SchemaRegis
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(setup())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread, which raises it
             started["error"] = exc
             ready.set()
             return

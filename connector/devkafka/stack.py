@@ -157,7 +157,7 @@ def serve(state_dir: Path, ports: StackPorts, config_path: Path) -> int:
     except ConfigError as exc:
         _say(f"error: {exc}")
         return 2
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the dev command's last word: one line, exit 1
         _say(f"error: {type(exc).__name__}: {exc}")
         return 1
     finally:

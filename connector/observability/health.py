@@ -242,7 +242,7 @@ class HealthServer:
         self,
         metrics: Metrics,
         state: HealthState,
-        host: str = "0.0.0.0",
+        host: str = "0.0.0.0",  # noqa: S104 - kubelet probes and Prometheus reach the pod IP
         port: int = 9400,
     ) -> None:
         self._metrics = metrics
@@ -263,7 +263,7 @@ class HealthServer:
     @property
     def url(self) -> str:
         """Base URL for local clients, e.g. ``http://127.0.0.1:9400``."""
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host  # noqa: S104 - a comparison
         return f"http://{host}:{self.port}"
 
     def build_app(self) -> web.Application:

@@ -156,7 +156,7 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a bad %-format must not lose the line; the formatter reports it
+        except Exception:  # noqa: BLE001 - a bad %-format must not lose the line; the formatter reports it
             return True
         cleaned = redact(message)
         if cleaned != message:
@@ -178,9 +178,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(_safe_message(record)),
         }
-        for key, value in _extras(record).items():
-            if key in out:  # never let an extra overwrite the envelope
-                key = f"extra_{key}"
+        for name, value in _extras(record).items():
+            key = f"extra_{name}" if name in out else name  # never let an extra overwrite the envelope
             out[key] = (
                 redact(value) if key in _UNMASKED_EXTRAS and isinstance(value, str) else _scrub_value(value)
             )
@@ -217,7 +216,7 @@ class TextFormatter(logging.Formatter):
 def _safe_message(record: logging.LogRecord) -> str:
     try:
         return record.getMessage()
-    except Exception as exc:  # e.g. log.info("%d", "x"): keep the template rather than drop the line
+    except Exception as exc:  # noqa: BLE001 - e.g. log.info("%d", "x"): keep the template, not drop the line
         return f"{record.msg!s} (log formatting failed: {type(exc).__name__})"
 
 
@@ -249,7 +248,7 @@ def configure_logging(
     if isinstance(level, str):
         resolved = logging.getLevelName(level.upper())
         if not isinstance(resolved, int):
-            raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+            raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING, ERROR or CRITICAL)")  # noqa: TRY004
         level = resolved
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
@@ -332,7 +331,7 @@ class RateLimitedLog:
         """Log ``msg % args`` unless ``key`` was logged within the interval; True when it was written."""
         emit, held = self._throttle.admit(key)
         if emit:
-            self._logger.log(level, msg + _held_note(held, self.interval_s), *args)
+            self._logger.log(level, f"{msg}{_held_note(held, self.interval_s)}", *args)
         return emit
 
     def warning(self, key: str, msg: str, *args: object) -> bool:

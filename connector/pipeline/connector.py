@@ -13,18 +13,14 @@ loop.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 
-from connector import __version__
-from connector.config import ConnectorConfig, load_config
+from connector.config import ConnectorConfig
 from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
-from connector.observability.health import HealthServer, HealthState
-from connector.observability.logs import configure_logging, register_secret
+from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router
 from connector.source.protocols import ConsumerFactory
@@ -102,51 +98,3 @@ class Connector:
         s = self.runtime.engine.stats()
         s.pop("filtered", None)
         return s
-
-
-# -- the command ---------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default="config/connector.yaml",
-        metavar="FILE",
-        help="connector config file (default: %(default)s); env vars override deployment values",
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    config = load_config(args.config)  # ConfigError → exit 2 (cli.main), environment variables included
-    configure_logging(config.logging.format, config.logging.level)
-    # A missing, empty or unreadable key is a configuration error (exit 2); a refused one is the auth gate's.
-    register_secret(config.attentive.resolved_api_key().get_secret_value())
-    metrics = Metrics()
-    connector = Connector(config, metrics=metrics)  # bad rule table: ConfigError → exit 2
-    log.info(
-        "attentive-connector %s starting: topics %s; Attentive %s with the API key from %s",
-        __version__,
-        ", ".join(sorted(config.topics)),
-        config.attentive.base_url,
-        config.attentive.key_source,
-    )
-    try:
-        asyncio.run(_serve(connector, config, metrics))
-    except Exception as exc:
-        log.error("connector failed: %s: %s", type(exc).__name__, exc)
-        return 1
-    return 0
-
-
-async def _serve(connector: Connector, config: ConnectorConfig, metrics: Metrics) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    server = HealthServer(metrics, connector.health, host=config.metrics.host, port=config.metrics.port)
-    await server.start()
-    log.info("health and metrics on %s (/metrics, /healthz, /readyz)", server.url)
-    try:
-        await connector.run(stop)
-    finally:
-        await server.stop()

@@ -53,7 +53,7 @@ from connector.delivery.deliverer import CallDeliverer, DeliveryFailed
 from connector.delivery.lanes import LaneKey, Lanes
 from connector.delivery.protocols import Backoff, RecordRouter
 from connector.delivery.retry import CallAttempts
-from connector.errors import DecodeError
+from connector.errors import ConnectorError, DecodeError
 from connector.observability.health import HealthState
 from connector.observability.metrics import Metrics
 from connector.source.flow import Hold, HoldReason
@@ -291,12 +291,21 @@ class Engine:
                 return
             try:
                 result = self._router.route(item.record)
-            except Exception as exc:
-                if getattr(exc, "retriable", False):
+            except ConnectorError as exc:
+                if exc.retriable:
                     self._hold_routing(part, exc)
                     return
-                log.exception("routing %s raised; dead-lettering it", item.record.record_id)
-                result = RouteResult(error=exc, rule=getattr(exc, "rule", None))
+                log.warning(
+                    "routing %s raised %s (%s); dead-lettering it",
+                    item.record.record_id,
+                    type(exc).__name__,
+                    exc.reason,
+                    extra={"record_id": item.record.record_id},
+                )
+                result = RouteResult(error=exc, rule=exc.rule)
+            except Exception as exc:  # noqa: BLE001 - a bug: _log_bug logs its traceback, then dead-lettered
+                _log_bug("routing", item.record, exc)
+                result = RouteResult(error=exc)
             if part.route_failures:
                 part.route_failures = 0
                 self._set_routing_held(part.tp, False)
@@ -304,7 +313,7 @@ class Engine:
             item.route = result
             self._dispatch(item, result)
 
-    def _hold_routing(self, part: _Partition, exc: BaseException) -> None:
+    def _hold_routing(self, part: _Partition, exc: ConnectorError) -> None:
         part.blocked = True
         part.route_failures += 1
         self._set_routing_held(part.tp, True)
@@ -313,7 +322,7 @@ class Engine:
             "cannot route %s yet (%s: %s); holding partition %s, retrying in %.1fs",
             part.backlog[0].record.record_id,
             type(exc).__name__,
-            getattr(exc, "reason", ""),
+            exc.reason,
             part.tp,
             delay,
         )
@@ -336,10 +345,12 @@ class Engine:
         try:
             # Routing once off the loop warms the decoder's schema cache; the result is routed again below.
             await asyncio.to_thread(self._router.route, record)
-        except Exception as exc:
-            if getattr(exc, "retriable", False):
+        except ConnectorError as exc:
+            if exc.retriable:
                 self._hold_routing(part, exc)
                 return
+        except Exception:  # noqa: BLE001, S110 - routed again on the loop below, where a bug is logged
+            pass
         self._unblock(part)
 
     def _unblock(self, part: _Partition) -> None:
@@ -384,7 +395,7 @@ class Engine:
             if result.error is not None:
                 now = self._clock()
                 await self._dead_letter(
-                    item, Failure(result.error, rule or getattr(result.error, "rule", None), 0, now, now)
+                    item, Failure(result.error, rule or _rule_of(result.error), 0, now, now)
                 )
                 return
             subscribed = False
@@ -417,8 +428,8 @@ class Engine:
             if subscribed:
                 # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
                 self._commit_wakeup.set()
-        except Exception as exc:
-            log.exception("unexpected error delivering %s; dead-lettering it", item.record.record_id)
+        except Exception as exc:  # noqa: BLE001 - a bug: _log_bug logs its traceback, then dead-lettered
+            _log_bug("delivering", item.record, exc)
             now = self._clock()
             await self._dead_letter(item, Failure(exc, rule, 0, now, now))
 
@@ -614,4 +625,20 @@ def _placeholder(inb: Inbound) -> SourceRecord:
     """A stand-in record for an item with nothing to process (it only needs a topic for the counters)."""
     return SourceRecord(
         topic=inb.tp.topic, partition=inb.tp.partition, offset=inb.offset, key=None, value=None
+    )
+
+
+def _rule_of(error: BaseException) -> str | None:
+    """The rule a routing error names, if any (``None`` for anything outside the tree)."""
+    return error.rule if isinstance(error, ConnectorError) else None
+
+
+def _log_bug(stage: str, record: SourceRecord, exc: BaseException) -> None:
+    """Say loudly (ERROR, with the traceback) that ``stage`` raised something outside the error tree."""
+    log.exception(
+        "BUG: %s %s raised %s; dead-lettering it (reason internal_error)",
+        stage,
+        record.record_id,
+        type(exc).__name__,
+        extra={"record_id": record.record_id},
     )

@@ -42,6 +42,7 @@ from connector.config import ConnectorConfig, load_config
 from connector.delivery.dead_letter import DLQ_PREFIX, header_map
 from connector.delivery.protocols import ApiSender, ProducerFactory, RecordRouter
 from connector.errors import ApiError, ConfigError
+from connector.formats import parse_duration
 from connector.observability.logs import configure_logging, register_secret
 from connector.observability.metrics import Metrics
 from connector.pipeline.runtime import DeliveryRuntime
@@ -55,16 +56,14 @@ log = logging.getLogger(__name__)
 REPLAY_COUNT_HEADER = "connector.replay.count"
 """How many replays a record has been through (it survives re-dead-lettering: not a ``dlq.*`` header)."""
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RELATIVE = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhd]\s*$")
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
     """``--since``: RFC 3339 / ISO 8601 (naive = UTC) or a relative age (``90s``, ``30m``, ``2h``, ``1d``)."""
-    m = _RELATIVE.match(text)
-    if m:
+    if _RELATIVE.match(text):
         base = time.time() if now is None else now
-        return base - float(m.group(1)) * _UNITS[m.group(2)]
+        return base - parse_duration(text)
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -237,12 +236,6 @@ def _show(out: TextIO, topic: str, stats: dict[str, int], total: int) -> None:
 # -- checks before anything is read -------------------------------------------------------------------------
 
 
-def rule_names(router: RecordRouter) -> list[str]:
-    """The rule table's rule names (empty when the router does not expose its table)."""
-    table = getattr(router, "table", None)
-    return [rule.name for rule in getattr(table, "rules", ())]
-
-
 def check_rule(rule: str | None, names: list[str]) -> None:
     """``--rule`` must name a rule of the table: a typo would filter out (and move past) every record."""
     if rule is not None and names and rule not in names and rule != UNMATCHED_RULE:
@@ -367,16 +360,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from connector.errors import KafkaUnreachableError
     from connector.pipeline.runtime import build_router
     from connector.source.kafka import consumer_config
-    from connector.source.probe import KafkaUnreachableError, cluster_topics
+    from connector.source.probe import cluster_topics
 
     config = load_config(args.config)
     since = parse_since(args.since) if args.since else None
     configure_logging(config.logging.format, config.logging.level)
     check_topic(config, args.topic, force=args.force, existing=None)
     router = build_router(config)
-    check_rule(args.rule, rule_names(router))
+    check_rule(args.rule, router.rule_names())
 
     def probe() -> None:
         check_topic(config, args.topic, force=args.force, existing=cluster_topics(consumer_config(config)))
@@ -414,7 +408,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the command's last word: one line naming the error, exit 1
         print(f"error: dlq replay failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(

@@ -88,7 +88,6 @@ class DeliveryRuntime:
         rng = random.Random()
         self.backoff = Backoff(d.retry.backoff_base_s, d.retry.backoff_cap_s, rng)
         self.circuits = CircuitBoard(d.circuit, metrics=metrics)
-        self.engine_ref: Engine | None = None
         self.auth = AuthGate(client.me, interval_s=d.auth_check_interval_s, on_change=self._auth_changed)
         self.deliverer = CallDeliverer(
             client,
@@ -162,8 +161,8 @@ class DeliveryRuntime:
             self.poller.stop(positions)
             try:
                 await self.poller.wait()
-            except Exception as exc:
-                log.error("the Kafka consumer did not close cleanly: %s", exc)
+            except Exception:
+                log.exception("the Kafka consumer did not close cleanly")
         await self.engine.close()
         await self.deliverer.aclose()
         await self.auth.close()

@@ -31,13 +31,10 @@ import jmespath
 from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 
-from connector.avro.jsonrecords import rfc3339
+from connector.errors import ExpressionError
+from connector.formats import rfc3339
 
 Evaluator = Callable[[Any], Any]
-
-
-class ExpressionError(ValueError):
-    """An expression that cannot be compiled (syntax); the message says where."""
 
 
 class _Functions(jp_functions.Functions):
@@ -175,7 +172,7 @@ def _parse_message(source: str, exc: Exception) -> str:
 
 def is_true(value: Any) -> bool:
     """JMESPath truthiness: false for ``''``, ``[]``, ``{}``, ``None`` and ``False`` (``0`` is true)."""
-    return not (value is None or value is False or value == "" or value == [] or value == {})
+    return not (value is None or value is False or value in ("", [], {}))
 
 
 # --- the fast path -----------------------------------------------------------------------------------

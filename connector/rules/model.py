@@ -35,31 +35,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.attentive.endpoints import Endpoint
+from connector.formats import parse_duration
 
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | int | float) -> float:
-    """``"12h"`` → 43200.0 seconds. Accepts ``ms s m h d``, combined (``1h30m``), or a bare number of seconds."""
-    if isinstance(text, bool):
-        raise ValueError("expected a duration such as 12h, 30m or 90s")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        s = text.strip().lower()
-        pos, seconds = 0, 0.0
-        for m in _DURATION.finditer(s):
-            if s[pos : m.start()].strip():
-                break
-            seconds += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos == 0 or s[pos:].strip():
-            raise ValueError(f"{text!r} is not a duration; write e.g. 12h, 30m, 90s or 1h30m")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
 
 
 class _Strict(BaseModel):

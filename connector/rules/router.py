@@ -33,8 +33,8 @@ from connector.avro.decoder import Decoder
 from connector.avro.registry import RegistryClient, WriterSchemas, make_registry_client
 from connector.avro.schema import TopicSchema, load_schema
 from connector.config import ConnectorConfig, Encoding
-from connector.errors import ConfigError, DecodeError, RoutingError, UnroutableError
-from connector.rules.expressions import Expr, ExpressionError
+from connector.errors import ConfigError, DecodeError, ExpressionError, Reason, RoutingError, UnroutableError
+from connector.rules.expressions import Expr
 from connector.rules.rule import Rule
 from connector.rules.table import RuleTable, load_rule_table
 from connector.types import Call, RouteResult, SourceRecord
@@ -147,6 +147,10 @@ class Router:
     def topics(self) -> list[str]:
         return list(self._rules)
 
+    def rule_names(self) -> list[str]:
+        """The names of the rule table's rules, in order."""
+        return [rule.name for rule in self.table.rules]
+
     def needs_registry(self, record: SourceRecord) -> bool:
         """True when routing ``record`` would first fetch a writer schema (a blocking HTTP call)."""
         decoder = self.decoders.get(record.topic)
@@ -231,7 +235,7 @@ class Router:
                 error = RoutingError(
                     f"rule {rule.name!r} failed on this record: {_describe_failure(exc)}",
                     rule=rule.name,
-                    reason="expression",
+                    reason=Reason.EXPRESSION,
                 )
                 return RouteResult(rule=rule.name, error=error, ordering_key=ordering_key)
             built.append((rule, body))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.avro.jsonrecords import jsonable
-from connector.errors import RoutingError
+from connector.errors import Reason, RoutingError
 from connector.rules.expressions import Expr, getter, is_true
 from connector.rules.values import Node, evaluator
 
@@ -151,7 +151,7 @@ class Rule:
                     f"{' and '.join(k for k, _ in self.user if k in ('phone', 'email'))} "
                     "are empty in this record",
                     rule=self.name,
-                    reason="no_identifier",
+                    reason=Reason.NO_IDENTIFIER,
                 )
             if external and self.api is Endpoint.SUBSCRIBE:
                 data["externalIdentifiers"] = external
@@ -165,7 +165,7 @@ class Rule:
                 raise RoutingError(
                     f"no user identifier: the mapped {', '.join(mapped)} are all empty in this record",
                     rule=self.name,
-                    reason="no_identifier",
+                    reason=Reason.NO_IDENTIFIER,
                 )
         if self.api in FLAT_USER_APIS:  # identity, privacy.delete take the identifiers as top-level fields
             data.update(flat_user_fields(self.api, user))
@@ -184,7 +184,7 @@ class Rule:
             raise RoutingError(
                 f"items.from {self.items.source.source!r} is not a list in this record",
                 rule=self.name,
-                reason="items",
+                reason=Reason.ITEMS,
             )
         out = []
         for element in source:
@@ -206,10 +206,12 @@ class Rule:
     def event_time_ms(self, data: dict[str, Any], kafka_timestamp_ms: int | None) -> float | None:
         """When the event happened, for ``max_age``: the mapped ``occurredAt``, else the Kafka timestamp."""
         occurred = data.get("occurredAt")
+        # Dates and naive datetimes (Avro's local-timestamp types) are UTC, never the host's time zone.
         if isinstance(occurred, datetime):
-            return occurred.timestamp() * 1000.0
+            aware = occurred if occurred.tzinfo is not None else occurred.replace(tzinfo=UTC)
+            return aware.timestamp() * 1000.0
         if isinstance(occurred, date):
-            return datetime(occurred.year, occurred.month, occurred.day).timestamp() * 1000.0
+            return datetime(occurred.year, occurred.month, occurred.day, tzinfo=UTC).timestamp() * 1000.0
         if isinstance(occurred, int | float) and not isinstance(occurred, bool):
             return float(occurred)
         if isinstance(occurred, str):

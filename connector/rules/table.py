@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from connector.attentive.endpoints import Endpoint
 from connector.avro.schema import TopicSchema
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ExpressionError, NodeError
 from connector.rules.check import check_identity_rule, check_rule
-from connector.rules.expressions import Expr, ExpressionError
+from connector.rules.expressions import Expr
 from connector.rules.model import RuleSpec, RuleTableSpec
 from connector.rules.problems import Problems
 from connector.rules.rule import ItemsPlan, Rule
@@ -32,7 +32,7 @@ from connector.rules.targets import (
     SHOPIFY_KLAVIYO_APIS,
     SUBSCRIBER_APIS,
 )
-from connector.rules.values import Node, NodeError, parse_node
+from connector.rules.values import Node, parse_node
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
         try:
             return parse_node(raw, where)
         except NodeError as exc:
-            problems.add(str(exc).split(": ", 1)[1], rule=name, where=exc.where)
+            problems.add(exc.detail, rule=name, where=exc.where)
             return None
 
     for topic in spec.topics:
@@ -230,8 +230,8 @@ def compile_rule(spec: RuleSpec, index: int, schemas: Mapping[str, TopicSchema],
     # --- fields
     allowed = FIELDS[api]
     fields: list[tuple[str, Node]] = []
-    for key, raw in spec.fields.items():
-        key = str(key)
+    for field_name, raw in spec.fields.items():
+        key = str(field_name)
         if key in MOVED:
             problems.add(f"write this in {MOVED[key]}, not in fields", rule=name, where=f"fields.{key}")
             continue

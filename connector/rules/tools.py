@@ -13,9 +13,9 @@ import sys
 from typing import TextIO
 
 from connector.config import ConnectorConfig, Encoding, load_config
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ExpressionError
 from connector.rules.check import check_expression
-from connector.rules.expressions import Expr, ExpressionError
+from connector.rules.expressions import Expr
 from connector.rules.problems import Problems
 from connector.rules.router import load_topic_schemas
 from connector.rules.table import check_rule_table

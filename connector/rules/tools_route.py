@@ -34,7 +34,7 @@ from connector.attentive.jsonio import dumps, loads
 from connector.avro.jsonrecords import from_json
 from connector.avro.schema import TopicSchema
 from connector.config import load_config
-from connector.errors import ConfigError, DecodeError, UnroutableError
+from connector.errors import ConfigError, ConnectorError, DecodeError, Reason, UnroutableError
 from connector.rules.router import Router
 from connector.rules.tools import DEFAULT_CONFIG
 from connector.types import RouteResult
@@ -86,7 +86,7 @@ def read_json_lines(path: Path, schema: TopicSchema) -> Iterator[dict[str, Any] 
             try:
                 obj = loads(text)
             except ValueError as exc:
-                yield DecodeError(f"not valid JSON: {exc}", reason="not_avro")
+                yield DecodeError(f"not valid JSON: {exc}", reason=Reason.NOT_AVRO)
                 continue
             try:
                 yield from_json(schema, obj)
@@ -108,7 +108,9 @@ def read_avro_file(path: Path, schema: TopicSchema) -> Iterator[dict[str, Any] |
             except StopIteration:
                 return
             except (ValueError, EOFError, KeyError, TypeError) as exc:
-                yield DecodeError(f"cannot read record: {type(exc).__name__}: {exc}", reason="incompatible")
+                yield DecodeError(
+                    f"cannot read record: {type(exc).__name__}: {exc}", reason=Reason.INCOMPATIBLE
+                )
                 return
             yield _uuids_as_text(record)
 
@@ -138,7 +140,7 @@ def outcome_lines(n: int, result: RouteResult) -> list[dict[str, Any]]:
             for call in result.calls
         ]
     if result.error is not None and not isinstance(result.error, UnroutableError):
-        rule = getattr(result.error, "rule", None) or result.rule
+        rule = (result.error.rule if isinstance(result.error, ConnectorError) else None) or result.rule
         if rule is None:
             return [{"record": n, "error": str(result.error)}]
         return [{"record": n, "rule": rule, "error": str(result.error)}]

@@ -24,8 +24,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connector.avro.jsonrecords import jsonable, rfc3339
-from connector.rules.expressions import Expr, ExpressionError
+from connector.avro.jsonrecords import jsonable
+from connector.errors import ExpressionError, NodeError
+from connector.formats import rfc3339
+from connector.rules.expressions import Expr
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 
@@ -154,14 +156,6 @@ def evaluator(node: Node) -> Callable[[Any], Any]:
         items = tuple(evaluator(sub) for sub in node.items)
         return lambda value: [fn(value) for fn in items]
     return node.evaluate
-
-
-class NodeError(ValueError):
-    """A value mapping that cannot be compiled; ``where`` is its path in the rule."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.where = where
 
 
 def parse_node(raw: Any, where: str) -> Node:

@@ -24,17 +24,21 @@ _LINK_KEYS = ("phone", "email", "shopifyId", "klaviyoId", "clientUserId")
 
 def _keys_of_identify(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = [(k, str(body[k])) for k in _LINK_KEYS if body.get(k)]
-    for custom in body.get("customIdentifiers") or ():
-        if isinstance(custom, Mapping) and custom.get("name") and custom.get("value"):
-            keys.append((f"custom:{custom['name']}", str(custom["value"])))
+    keys.extend(
+        (f"custom:{custom['name']}", str(custom["value"]))
+        for custom in body.get("customIdentifiers") or ()
+        if isinstance(custom, Mapping) and custom.get("name") and custom.get("value")
+    )
     return keys
 
 
 def _external_keys(ext: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = [("clientUserId", str(ext["clientUserId"]))] if ext.get("clientUserId") else []
-    for custom in ext.get("customIdentifiers") or ():
-        if isinstance(custom, Mapping) and custom.get("name") and custom.get("value"):
-            keys.append((f"custom:{custom['name']}", str(custom["value"])))
+    keys.extend(
+        (f"custom:{custom['name']}", str(custom["value"]))
+        for custom in ext.get("customIdentifiers") or ()
+        if isinstance(custom, Mapping) and custom.get("name") and custom.get("value")
+    )
     return keys
 
 

@@ -14,7 +14,7 @@ import base64
 import binascii
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import NamedTuple
 
 # Kafka brokers reject commit metadata above offset.metadata.max.bytes (default 4096); stay well below.
@@ -154,9 +154,6 @@ class PartitionOffsets:
         """How many offsets are taken and not finished."""
         return len(self._unfinished)
 
-    def is_unfinished(self, offset: int) -> bool:
-        return offset in self._unfinished
-
     def needs_commit(self) -> bool:
         """True when the committable position is ahead of what the broker confirmed."""
         pos = self.committable
@@ -182,18 +179,12 @@ class OffsetTracker:
         self._parts[tp] = part
         return part
 
-    def get(self, tp: TP) -> PartitionOffsets | None:
-        return self._parts.get(tp)
-
     def drop(self, tp: TP) -> PartitionOffsets | None:
         """Stop tracking ``tp`` (revoked or lost); its object is marked revoked and returned."""
         part = self._parts.pop(tp, None)
         if part is not None:
             part.revoked = True
         return part
-
-    def __iter__(self) -> Iterator[tuple[TP, PartitionOffsets]]:
-        return iter(list(self._parts.items()))
 
     def __contains__(self, tp: object) -> bool:
         return tp in self._parts
@@ -208,11 +199,6 @@ class OffsetTracker:
             if c is not None:
                 out[tp] = c
         return out
-
-    def confirm(self, tp: TP, position: int) -> None:
-        part = self._parts.get(tp)
-        if part is not None:
-            part.confirm(position)
 
     @property
     def unfinished(self) -> int:

@@ -29,7 +29,7 @@ Rebalance (cooperative-sticky; the callbacks run on this thread, inside ``consum
 * **revoked**: ask the engine to release the partitions — it starts nothing new for them and waits up to
   ``revoke_timeout_s`` for their in-flight records — then commit the positions it returns *synchronously*,
   then ``incremental_unassign``. The thread blocks on the event loop here, never the other way round, so
-  there is no deadlock (design.md's trap).
+  there is no deadlock (the loop never waits on this thread while it waits on the loop).
 * **lost**: the partitions already belong to someone else: the engine drops them; nothing is committed.
 
 A second mode (``fixed_topic``) assigns every partition of one topic from the group's committed offsets and
@@ -506,9 +506,11 @@ class Poller:
         try:
             fut = asyncio.run_coroutine_threadsafe(self._link.release(tps), self._loop)
             offsets = fut.result(timeout=self._s.revoke_timeout_s + self._s.revoke_margin_s)
-        except Exception as exc:
+        except TimeoutError:
             # Not committing is safe: the new owner re-reads from the last commit (duplicates, never loss).
-            log.error("could not release revoked partitions cleanly (%s); not committing them", exc)
+            log.error("revoked partitions not released in time; not committing them")
+        except Exception:
+            log.exception("BUG: releasing revoked partitions raised; not committing them")
         self._commit_sync(consumer, offsets, why="revoke")
         self._forget(consumer, partitions, tps)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connector.errors import TransientError
+from connector.errors import KafkaUnreachableError
 
 # librdkafka's own lines while probing a dead broker are the expected failure, said once by the error.
 _quiet = logging.getLogger("connector.kafka.probe")
@@ -19,10 +19,6 @@ _quiet.propagate = False
 _quiet.addHandler(logging.NullHandler())
 
 PROBE_TIMEOUT_S = 10.0
-
-
-class KafkaUnreachableError(TransientError):
-    """No broker answered a metadata request in time."""
 
 
 def cluster_topics(client_conf: dict[str, Any], *, timeout_s: float = PROBE_TIMEOUT_S) -> set[str]:

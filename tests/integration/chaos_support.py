@@ -179,7 +179,7 @@ class Fleet:
         for proc in list(self.live.values()):
             try:
                 total += proc.metric(name, **labels)
-            except Exception:  # noqa: BLE001 — a replica restarting its health server, or just killed
+            except Exception:  # noqa: BLE001, S112 — a replica restarting its health server, or just killed
                 continue
         return total
 
@@ -247,9 +247,11 @@ def account(routes: dict[str, Any], view: JournalView, dead: dict[str, Message],
             delivered.add(rid)
         else:
             lost.append(rid)
-    for rid in bad:
-        if rid in dead and dead[rid].headers.get("dlq.error.reason", b"") == b"":
-            problems.append(f"{rid}: no dlq.error.reason")
+    problems.extend(
+        f"{rid}: no dlq.error.reason"
+        for rid in bad
+        if rid in dead and dead[rid].headers.get("dlq.error.reason", b"") == b""
+    )
     return Accounting(delivered, set(dead) & set(routes), skipped, lost, problems, sent_skipped)
 
 

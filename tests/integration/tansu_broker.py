@@ -57,9 +57,10 @@ class Tansu:
                 raise RuntimeError(f"tansu exited {self.proc.returncode}: {log_path.read_text()[-2000:]}")
             try:
                 AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
-                return
             except Exception:  # noqa: BLE001 — not listening yet
                 time.sleep(0.1)
+            else:
+                return
         self.stop()
         raise RuntimeError(f"tansu did not answer within {start_timeout_s}s")
 

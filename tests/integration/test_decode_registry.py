@@ -49,9 +49,7 @@ def consume_all(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -
     deadline = time.monotonic() + timeout_s
     try:
         while len(got) < count and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=500, timeout=0.5):
-                if msg.error() is None:
-                    got.append(msg)
+            got.extend(m for m in consumer.consume(num_messages=500, timeout=0.5) if m.error() is None)
     finally:
         consumer.close()
     assert len(got) == count, f"consumed {len(got)} of {count} from {topic}"

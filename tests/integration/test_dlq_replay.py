@@ -91,7 +91,7 @@ async def test_replay_after_a_rule_fix_redelivers_and_a_second_run_replays_nothi
     assert bad_phone.headers["dlq.error.class"] == b"InvalidPhoneError"
 
     # Fix the rule, then replay only the records that rule dead-lettered.
-    Path(stack.config.resolve(stack.config.rules_file)).write_text(
+    Path(stack.config.resolve(stack.config.rules_file)).write_text(  # noqa: ASYNC240 - a small local file
         yaml.safe_dump(
             {"rules": _renamed(loyalty_rules("Loyalty {{ title(kind) }}"), topic)}, sort_keys=False
         )

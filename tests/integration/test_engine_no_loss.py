@@ -67,7 +67,9 @@ def test_no_loss_under_faults_and_two_sigkills_and_per_key_order(
         proc = ConnectorProcess(stack, name=f"connector-{n}")
         try:
             wait_until(
-                lambda: progress() >= fraction * deliverable, timeout_s=150, what=f"{fraction:.0%} delivered"
+                lambda fraction=fraction: progress() >= fraction * deliverable,
+                timeout_s=150,
+                what=f"{fraction:.0%} delivered",
             )
         finally:
             proc.kill()

@@ -104,10 +104,14 @@ def test_a_broker_without_commit_metadata_is_detected_once_and_nothing_is_lost(
         for n, fraction in enumerate((0.3, 0.65)):
             proc = ConnectorProcess(stack, name=f"tansu-{n}")
             procs.append(proc)
-            wait_until(lambda: DETECTED in proc.log_text(), timeout_s=60, what="the detection log line")
+            wait_until(
+                lambda proc=proc: DETECTED in proc.log_text(), timeout_s=60, what="the detection log line"
+            )
             assert proc.metric("attentive_connector_commit_metadata_stored") == 0
             wait_until(
-                lambda: done_records() >= fraction * len(deliverable), timeout_s=120, what=f"{fraction:.0%}"
+                lambda fraction=fraction: done_records() >= fraction * len(deliverable),
+                timeout_s=120,
+                what=f"{fraction:.0%}",
             )
             proc.kill()
             kills.append((time.time(), len(JournalView.of(sandbox).entries)))

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.observability.catalog import exported_metric_names, queried_metric_names
 from tests.integration.engine_support import (
     ConnectorProcess,
     JournalView,
@@ -22,6 +21,7 @@ from tests.integration.engine_support import (
     produce_samples,
     wait_until,
 )
+from tests.metric_catalog import exported_metric_names, queried_metric_names
 from tests.support import SandboxProcess
 
 pytestmark = pytest.mark.integration

@@ -42,7 +42,6 @@ from connector import samples
 from connector.attentive.endpoints import Endpoint
 from connector.avro.encoder import Encoder
 from connector.devkafka.broker import free_port
-from connector.observability.catalog import dashboard_queries
 from tests.integration.engine_support import (
     ConnectorProcess,
     make_stack,
@@ -51,6 +50,7 @@ from tests.integration.engine_support import (
     wait_until,
 )
 from tests.integration.prometheus_server import PrometheusServer, start_prometheus
+from tests.metric_catalog import dashboard_queries
 from tests.support import REPO, SandboxProcess
 
 pytestmark = pytest.mark.integration

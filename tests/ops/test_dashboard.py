@@ -23,13 +23,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from connector.observability.catalog import (
+from connector.observability.metrics import Metrics
+from tests.metric_catalog import (
     dashboard_queries,
     exported_metric_names,
     promql_metric_names,
     queried_metric_names,
 )
-from connector.observability.metrics import Metrics
 from tests.ops.conftest import CHART
 from tests.support import REPO
 
@@ -75,7 +75,7 @@ def lost_in_round_trip(original: Any, back: Any, path: str = "") -> list[tuple[s
     if isinstance(original, list) and isinstance(back, list) and len(original) == len(back):
         return [
             hit
-            for i, (a, b) in enumerate(zip(original, back))
+            for i, (a, b) in enumerate(zip(original, back, strict=False))
             for hit in lost_in_round_trip(a, b, f"{path}[{i}]")
         ]
     return [] if original == back else [(path, f"changed {original!r} -> {back!r}")]

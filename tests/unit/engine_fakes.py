@@ -148,6 +148,9 @@ class JsonRouter:
     def needs_registry(self, record: SourceRecord) -> bool:
         return False
 
+    def rule_names(self) -> list[str]:
+        return []
+
     def route(self, record: SourceRecord) -> RouteResult:
         queued = self.raise_first.get(record.record_id)
         if queued:
@@ -356,5 +359,22 @@ def rec(
     return Inbound(TP(topic, partition), offset, record, record.size)
 
 
-def counter(metric: Any, **labels: str) -> float:
-    return float(metric.labels(**labels)._value.get())
+def sample(metrics: Metrics, metric: Any, **labels: str) -> float | None:
+    """``metric``'s sample with ``labels``, read through the registry (``None`` when it was never set)."""
+    family = metric.describe()[0]
+    name = family.name + ("_total" if family.type == "counter" else "")
+    value: float | None = metrics.registry.get_sample_value(name, labels)
+    return value
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (checked every loop turn, then every 5 ms); fail after ``timeout_s``.
+
+    Tests wait for the condition they then assert, never for a fixed time (tests/test_no_sleep_waits.py).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    await asyncio.sleep(0)
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)

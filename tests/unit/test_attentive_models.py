@@ -305,6 +305,7 @@ def test_custom_attributes() -> None:
         ({"a": None}, "$.properties: required field missing"),
         ({"a": float("nan")}, "$.properties.a: must be a finite number"),
         ({"a": object()}, "$.properties.a: attribute values must be scalars"),
+        ({"\x1f": False}, "attribute names must not be empty"),  # blank to str.strip (found by hypothesis)
     ],
 )
 def test_custom_attributes_bad_data(props: dict[str, Any], fragment: str) -> None:
@@ -416,7 +417,7 @@ def test_me_info_ignores_unknown_fields() -> None:
 
 # --- property: whatever a rule produces, the body is spec-valid or the record is refused ------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 _scalar = st.one_of(
     st.none(),
     st.booleans(),
@@ -498,7 +499,7 @@ _DATA = {
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_build_body_output_is_always_spec_valid(endpoint: Endpoint, data: st.DataObject) -> None:
-    raw = data.draw(_DATA[endpoint])
+    raw: dict[str, Any] = data.draw(_DATA[endpoint])
     try:
         body = build_body(endpoint, raw)
     except RoutingError as exc:
@@ -565,7 +566,7 @@ _DATA_FAST = {
 def test_fast_builder_answers_exactly_as_the_models(endpoint: Endpoint, data: st.DataObject) -> None:
     """Whenever a fast builder returns a body, the pydantic models return the same one (same JSON bytes, so
     the same key order and the same exact decimals); whenever the models refuse, the builder defers to them."""
-    raw = data.draw(_DATA_FAST[endpoint])
+    raw: dict[str, Any] = data.draw(_DATA_FAST[endpoint])
     try:
         expected: dict[str, Any] | None = validate_body(endpoint, copy.deepcopy(raw))
     except RoutingError:

@@ -5,6 +5,7 @@ concurrent cases)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
@@ -43,7 +44,7 @@ async def test_paces_evenly_at_the_rate() -> None:
     for _ in range(450):
         await lim.acquire()
         times.append(vt.now)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     interval = 1.01 / 150  # the limit spread over 1 s + a 10 ms margin against arrival jitter: 99 %
     assert all(g == pytest.approx(interval) for g in gaps)
     assert times[-1] - times[0] == pytest.approx(449 * interval)
@@ -109,7 +110,7 @@ async def test_alone_the_headers_never_slow_pacing_down() -> None:
         for item in sorted(p for p in pending if p[0] <= vt.now):
             pending.remove(item)
             lim.observe(item[2].limit, item[2].remaining, sent_at=item[1])
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) == pytest.approx(1.03 / 10)
     assert not lim.shared
 
@@ -196,7 +197,7 @@ async def test_headroom_slow_down_spreads_our_share_over_the_rest_of_the_window(
     for _ in range(5):
         await lim.acquire()
         times.append(vt.now)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g == pytest.approx(0.4 / 6, rel=0.03) for g in gaps), gaps  # ~10x the normal 1/150 spacing
     assert times[-1] < window_end
 
@@ -209,7 +210,7 @@ async def test_no_slow_down_when_alone_at_the_end_of_a_window() -> None:
         await lim.acquire()
         times.append(vt.now)
         lim.observe(150, 149 - i)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) == pytest.approx(1.01 / 150)  # the budget left always fits the time left
 
 

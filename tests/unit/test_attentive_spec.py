@@ -283,7 +283,7 @@ def test_responses_can_be_checked_against_components() -> None:
         ],
     }
     assert V.validate_component("AddSubscriptionsResponseDto", ok) == []
-    bad = copy.deepcopy(ok)
+    bad: dict[str, Any] = copy.deepcopy(ok)
     bad["subscriptionResponses"][0]["subscriptionCreationStatus"] = "MAYBE"
     only(
         V.validate_component("AddSubscriptionsResponseDto", bad), "subscriptionCreationStatus: must be one of"

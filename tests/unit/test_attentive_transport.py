@@ -113,7 +113,7 @@ async def test_subscribe_409_is_a_success_and_other_statuses_raise() -> None:
 
 async def test_rate_limit_headers_read_once_feed_limiter_and_gauge() -> None:
     client, _, metrics = make(
-        lambda r: ok(200, **{"X-RateLimit-Limit": "40", "x-ratelimit-remaining": " 39 "})
+        lambda r: RawResponse(200, {"X-RateLimit-Limit": "40", "x-ratelimit-remaining": " 39 "}, b"")
     )
     async with client:
         await client.send(CALL)

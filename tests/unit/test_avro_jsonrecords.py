@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from connector.avro.encoder import EncodeError, Encoder
-from connector.avro.jsonrecords import from_json, jsonable, rfc3339, to_json
+from connector.avro.encoder import Encoder
+from connector.avro.jsonrecords import from_json, jsonable, to_json
 from connector.config import Encoding
-from connector.errors import ConfigError, DecodeError, RegistryUnavailableError
+from connector.errors import ConfigError, DecodeError, EncodeError, RegistryUnavailableError
+from connector.formats import rfc3339
 from tests.unit.avro_rules_support import mock_registry, order, schema, signup
 
 

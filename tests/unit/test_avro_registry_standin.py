@@ -36,7 +36,7 @@ def test_register_fetch_and_versions(registry: SchemaRegistryHandle) -> None:
     fresh = client(registry)
     loyalty_id = fresh.register_schema("t1-value", Schema(LOYALTY, "AVRO"))
     assert loyalty_id != orders_id
-    assert json.loads(fresh.get_schema(orders_id).schema_str) == json.loads(ORDERS)
+    assert json.loads(fresh.get_schema(orders_id).schema_str or "") == json.loads(ORDERS)
     assert fresh.get_schema(orders_id).schema_type == "AVRO"
     latest = fresh.get_latest_version("t1-value")
     assert (latest.schema_id, latest.version) == (loyalty_id, 2)

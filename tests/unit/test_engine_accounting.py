@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,8 @@ async def test_accounting_holds_under_any_order_of_operations(
             for _ in range(n):
                 o = next_offset[tp]
                 next_offset[tp] += 1
-                value = rng.choice([{}, {"calls": 2}, {"skip": "no_rule"}, {"key": f"k{o % 3}"}])
+                shapes: list[dict[str, Any]] = [{}, {"calls": 2}, {"skip": "no_rule"}, {"key": f"k{o % 3}"}]
+                value = rng.choice(shapes)
                 if rng.random() < 0.1:
                     rig.router.errors[f"{tp.topic}/{tp.partition}/{o}"] = ValueError("no rule builds it")
                 batch.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import FakeSender, auth_error, make_rig, rec
+from tests.unit.engine_fakes import FakeSender, auth_error, eventually, make_rig, rec
 
 T0 = TP("orders", 0)
 
@@ -13,7 +13,7 @@ T0 = TP("orders", 0)
 async def test_the_connector_starts_paused_and_not_ready_until_the_key_is_accepted() -> None:
     sender = FakeSender(me_error=auth_error())
     rig = await make_rig(sender=sender, auth_ok=False)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: "auth" in rig.source.paused and sender.me_calls >= 2)
     assert "auth" in rig.source.paused
     assert rig.health.auth_ok is False
     assert sender.me_calls >= 2  # keeps checking, never gives up
@@ -33,7 +33,7 @@ async def test_a_401_pauses_holds_the_records_and_resumes_when_the_key_works_aga
     rig.engine.assigned([T0])
     sender.me_error = auth_error()
     rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(10)])
-    await asyncio.sleep(0.3)
+    await eventually(lambda: "auth" in rig.source.paused and rig.health.ready()[0] is False)
     assert "auth" in rig.source.paused
     assert rig.health.auth_ok is False
     assert rig.health.ready()[0] is False
@@ -59,7 +59,7 @@ async def test_an_unreachable_me_endpoint_keeps_the_gate_closed() -> None:
 
     sender = FakeSender(me_error=NetworkError("connection refused", endpoint="me"))
     rig = await make_rig(sender=sender, auth_ok=False)
-    await asyncio.sleep(0.15)
+    await eventually(lambda: rig.auth.checks >= 2)
     assert not rig.auth.ok
     assert rig.auth.checks >= 2
     await rig.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ async def test_a_busy_topic_cannot_starve_a_slow_one() -> None:
         # What the poll thread does: fetch at most the room left, from partitions not paused (orders first,
         # as librdkafka might when their queue is deepest).
         room = min(20, rig.engine.buffer.room()[0])
-        batch = []
+        batch: list[Any] = []
         for tp in (orders, loyalty, signups):
             if tp in rig.source.throttled or rig.source.paused:
                 continue

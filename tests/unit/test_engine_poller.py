@@ -271,7 +271,7 @@ async def test_assignment_with_commit_metadata_then_records_then_pause_and_resum
     assert consumer.paused  # still held back for auth
     poller.hold(Hold.everything(HoldReason.AUTH, on=False))
     await eventually(lambda: not consumer.paused)
-    assert metrics.paused_partitions._value.get() == 0
+    assert metrics.registry.get_sample_value("attentive_connector_paused_partitions") == 0
     assert health.last_poll is not None
     poller.stop()
     await poller.wait()
@@ -301,7 +301,7 @@ async def test_revoke_releases_then_commits_synchronously_with_metadata_then_una
     assert consumer.commits == [(False, [("orders", 0, 10, meta)])]
     assert consumer.log.index("commit-sync") < consumer.log.index("incremental_unassign")
     assert consumer.assigned == {("orders", 1)}
-    assert metrics.rebalances.labels("revoked")._value.get() == 1
+    assert metrics.registry.get_sample_value("attentive_connector_rebalances_total", {"kind": "revoked"}) == 1
     await eventually(lambda: link.confirmed == [{T0: 10}])
     poller.stop()
     await poller.wait()
@@ -330,7 +330,7 @@ async def test_lost_partitions_are_dropped_without_a_commit() -> None:
     await eventually(lambda: link.lost_calls)
     assert link.lost_calls == [[T0]]
     assert consumer.commits == []
-    assert metrics.rebalances.labels("lost")._value.get() == 1
+    assert metrics.registry.get_sample_value("attentive_connector_rebalances_total", {"kind": "lost"}) == 1
     await eventually(lambda: health.assignment_state == "waiting")
     poller.stop()
     await poller.wait()
@@ -475,8 +475,18 @@ async def test_consumer_lag_comes_from_the_client_statistics() -> None:
         },
     }
     consumer.conf["stats_cb"](json.dumps(stats))  # librdkafka calls it from inside consume()
-    assert metrics.consumer_lag.labels("orders", "0")._value.get() == 20
-    assert metrics.consumer_lag.labels("orders", "1")._value.get() == 40
+    assert (
+        metrics.registry.get_sample_value(
+            "attentive_connector_consumer_lag", {"topic": "orders", "partition": "0"}
+        )
+        == 20
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "attentive_connector_consumer_lag", {"topic": "orders", "partition": "1"}
+        )
+        == 40
+    )
     assert health.broker_reachable is True
     poller.stop()
     await poller.wait()
@@ -519,7 +529,7 @@ class CallbackConsumer(FakeConsumer):
         for p in offsets:
             self.committed_meta[(p.topic, p.partition)] = (
                 p.offset,
-                p.metadata if self.keeps_metadata else "",
+                (p.metadata or "") if self.keeps_metadata else "",
             )
         if asynchronous:
             self.pending_cb.append([TopicPartition(p.topic, p.partition, p.offset) for p in offsets])

@@ -17,10 +17,11 @@ from tests.unit.engine_fakes import (
     FakeSender,
     PacedSender,
     QuickBackoff,
-    counter,
     delivery_settings,
+    eventually,
     make_rig,
     rec,
+    sample,
 )
 
 T0 = TP("orders", 0)
@@ -110,7 +111,7 @@ def test_an_open_circuit_holds_without_strikes_and_a_new_epoch_resets_the_budget
 def test_unexpected_exceptions_are_strikes() -> None:
     p, _ = policy(max_attempts=1)
     d = p.on_failure(CallAttempts(), RuntimeError("bug"), now=0, circuit_open=False, circuit_epoch=0)
-    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "unexpected"
+    assert d.verdict is Verdict.DEAD_LETTER and d.reason == "internal_error"  # a bug, not a ConnectorError
 
 
 async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered_after_max_attempts() -> None:
@@ -126,7 +127,7 @@ async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered
     assert dl["headers"]["dlq.original.offset"] == b"3"
     assert dl["headers"]["dlq.attempts"] == b"3"
     assert dl["headers"]["dlq.http.status"] == b"503"
-    assert counter(rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
+    assert sample(rig.metrics, rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
     await rig.close()
 
 
@@ -141,9 +142,11 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     rig = await make_rig(settings=settings, sender=sender)
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode()) for i in range(30)])
-    await asyncio.sleep(0.6)  # well past max_age and max_attempts
+    # Until the circuit opens, and then well past max_age and max_attempts (0.2 s, 2).
+    await eventually(lambda: rig.circuits.open_endpoints() == ["custom_event"])
+    await asyncio.sleep(0.4)  # sleep-ok: the budget must run out while the circuit is open
     assert rig.circuits.open_endpoints() == ["custom_event"]
-    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 1
+    assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 1
     assert rig.engine.stats()["dead_lettered"] == 0
     # While open, only probes reach the endpoint (about one per open_s), not 30 records' retries.
     before = len(sender.sent)
@@ -154,7 +157,7 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     assert rig.engine.stats()["delivered"] == 30
     assert rig.engine.stats()["dead_lettered"] == 0
     assert rig.producer.written == []
-    assert counter(rig.metrics.circuit_open, endpoint="custom_event") == 0
+    assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 0
     await rig.close()
 
 
@@ -187,7 +190,7 @@ async def test_a_slow_endpoint_cannot_take_every_request_slot() -> None:
         asyncio.ensure_future(deliverer.deliver(Call(Endpoint.SUBSCRIBE, {}, f"s{i}", "r")))
         for i in range(10)
     ]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: sender.in_flight == 2)
     assert sender.in_flight == 2  # subscribe is capped at 2 of the 4 slots
     t0 = asyncio.get_running_loop().time()
     await deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "c0", "r"))

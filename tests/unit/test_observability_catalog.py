@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.observability.catalog import (
+from tests.metric_catalog import (
     alert_rule_queries,
     dashboard_queries,
     promql_metric_names,

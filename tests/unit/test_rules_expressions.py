@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rules.expressions import OPTIONS, Expr, ExpressionError, is_true
-from connector.rules.values import NodeError, TemplateNode, evaluator, parse_node
+from connector.errors import ExpressionError, NodeError
+from connector.rules.expressions import OPTIONS, Expr, is_true
+from connector.rules.values import TemplateNode, evaluator, parse_node
 
 FAST = [
     "kind",
@@ -100,7 +101,7 @@ COMPILED = [(source, Expr(source)) for source in FAST]
 def test_fast_path_equals_jmespath(record: dict[str, Any]) -> None:
     for source, expr in COMPILED:
         reference = jmespath.compile(source)
-        expected = _outcome(lambda r: reference.search(r, options=OPTIONS), record)
+        expected = _outcome(lambda r, ref=reference: ref.search(r, options=OPTIONS), record)
         got = _outcome(expr.search, record)
         assert got == expected and type(got[1]) is type(expected[1]), (source, record)
 
@@ -176,7 +177,8 @@ def test_guard_extraction() -> None:
 
 
 def test_jmespath_truthiness() -> None:
-    assert [is_true(v) for v in ("", [], {}, None, False)] == [False] * 5
+    falsy: list[Any] = ["", [], {}, None, False]
+    assert [is_true(v) for v in falsy] == [False] * 5
     assert all(is_true(v) for v in (0, "x", [0], {"a": 1}, True, Decimal("0")))
 
 

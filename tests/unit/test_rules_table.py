@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.attentive.identity import FLAT_USER_APIS, flat_user_fields
 from connector.attentive.spec import load_spec
 from connector.errors import ConfigError
-from connector.rules.model import parse_duration
+from connector.formats import parse_duration
 from connector.rules.router import Router, load_topic_schemas
 from connector.rules.table import check_rule_table, load_rule_table
 from connector.rules.targets import FIELDS, ITEM_FIELDS
@@ -310,14 +311,18 @@ def test_targets_match_the_vendored_spec() -> None:
         for name in fields:
             assert name in spec_fields, (endpoint, name)
         if endpoint in FLAT_USER_APIS:  # the person's identifiers are top-level fields
-            user = {"phone": "+13115552368", "email": "a@b.co", "externalIdentifiers": {"clientUserId": "c"}}
+            user: dict[str, Any] = {
+                "phone": "+13115552368",
+                "email": "a@b.co",
+                "externalIdentifiers": {"clientUserId": "c"},
+            }
             if endpoint is Endpoint.IDENTITY:
                 user["externalIdentifiers"].update(shopifyId="s", klaviyoId="k", customIdentifiers=[])
             assert set(flat_user_fields(endpoint, user)) <= set(spec_fields), endpoint
         else:
             assert "user" in spec_fields
     product = props("ProductRequest")
-    for _, (attentive, _) in ITEM_FIELDS.items():
+    for attentive, _ in ITEM_FIELDS.values():
         assert attentive in product or attentive == "currency", attentive
     assert "currency" in props("Price")
     assert json.dumps(sorted(props("UnsubscribeSubscriptionsRequestDto")))

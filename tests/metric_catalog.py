@@ -108,8 +108,8 @@ def alert_rule_queries(rules_file: dict[str, Any]) -> tuple[list[str], set[str]]
 
 
 def default_paths() -> tuple[Path, Path]:
-    """``(dashboard, alerts)`` in the source checkout this package was imported from."""
-    repo = Path(__file__).resolve().parents[2]
+    """``(dashboard, alerts)`` in this source checkout (tests/ is at its top)."""
+    repo = Path(__file__).resolve().parents[1]
     return repo / "ops" / "grafana" / "attentive-connector.json", repo / "ops" / "prometheus" / "alerts.yml"
 
 
