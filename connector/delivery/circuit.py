@@ -17,7 +17,6 @@ and the ``circuit_open{endpoint}`` gauge.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
@@ -25,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from connector.asyncutil import wait_event
 from connector.config import CircuitSettings
 from connector.observability.metrics import Metrics
 
@@ -173,8 +173,7 @@ class CircuitBoard:
             if permit.go:
                 return permit.probe
             event = self._changed[endpoint]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=max(permit.wait_s, 0.001))
+            await wait_event(event, max(permit.wait_s, 0.001))
 
     def success(self, endpoint: str, *, probe: bool) -> None:
         self._update(endpoint, lambda c: c.record_success(probe=probe))

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from connector.asyncutil import wait_event
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -130,8 +132,4 @@ class Lanes(Generic[T]):
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until every lane is empty, up to ``timeout_s`` seconds; True if they all went idle."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._idle, timeout_s)

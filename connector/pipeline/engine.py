@@ -37,7 +37,6 @@ timeout, and cancel the rest; unfinished records stay uncommitted and are delive
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -45,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from connector.asyncutil import wait_event
 from connector.attentive.endpoints import Endpoint
 from connector.config import DeliverySettings
 from connector.delivery.backpressure import BufferBudget, FairShares
@@ -493,8 +493,7 @@ class Engine:
 
     async def _commit_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._commit_wakeup.wait(), timeout=self._s.commit_interval_s)
+            await wait_event(self._commit_wakeup, self._s.commit_interval_s)
             self._commit_wakeup.clear()
             self.commit_async()
             await asyncio.sleep(_EARLY_COMMIT_GAP_S)
@@ -567,11 +566,7 @@ class Engine:
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no record is held (for bounded sources and tests)."""
-        try:
-            await asyncio.wait_for(self._empty.wait(), timeout=timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._empty, timeout_s)
 
     # -- reporting ----------------------------------------------------------------------------------------
 
