@@ -144,7 +144,7 @@ class NullProducer:
 
 
 async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: float) -> dict[str, Any]:
-    from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router
+    from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router, settle_heap
 
     metrics = Metrics(CollectorRegistry())
     consumer = MemoryConsumer(records)
@@ -158,6 +158,7 @@ async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: f
         producer_factory=lambda conf: NullProducer(),
         topics=list(TOPICS),
     )
+    settle_heap()
     await runtime.start()
     t0 = time.monotonic()
     cpu0 = time.process_time()

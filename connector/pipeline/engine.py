@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 FILTERED = "filtered"
 # Shortest gap between two early (subscribe-triggered) commits.
 _EARLY_COMMIT_GAP_S = 0.05
+# Records routed per event-loop turn (see Engine._route_backlog): ~5 ms of work at most.
+_ROUTE_PER_TURN = 64
 
 
 class SourceControl(Protocol):
@@ -96,6 +98,7 @@ class _Partition:
     route_failures: int = 0
     blocked: bool = False
     retry_handle: asyncio.TimerHandle | None = None
+    queued_for_routing: bool = False
     handed_off: bool = False
     """Revoked or lost to another member, which finishes its unfinished records (and counts them)."""
     sent: tuple[int, int] | None = None
@@ -146,6 +149,8 @@ class Engine:
         self._budget = BufferBudget(settings.max_buffered_records, settings.max_buffered_bytes)
         self._shares: FairShares[TP] = FairShares(settings.max_buffered_records, settings.max_buffered_bytes)
         self._routing_held: set[TP] = set()
+        self._to_route: deque[_Partition] = deque()
+        self._routing_scheduled = False
         self._routing_dirty = False
         self._flush_scheduled = False
         self._auth_ok = True
@@ -281,20 +286,48 @@ class Engine:
     # -- routing ------------------------------------------------------------------------------------------
 
     def _route_backlog(self, part: _Partition) -> None:
-        while part.backlog and not part.blocked and not part.offsets.revoked:
+        """Queue ``part`` for routing. Routing runs in turns of at most ``_ROUTE_PER_TURN`` records, each its
+        own event-loop callback, so a refill of thousands of records never blocks the loop for long: answers,
+        pumps and commits run in between (a whole batch routed at once stalled every endpoint ~0.3 s)."""
+        if part.queued_for_routing:
+            return
+        part.queued_for_routing = True
+        self._to_route.append(part)
+        if not self._routing_scheduled:
+            self._routing_scheduled = True
+            asyncio.get_running_loop().call_soon(self._route_turn)
+
+    def _route_turn(self) -> None:
+        self._routing_scheduled = False
+        budget = _ROUTE_PER_TURN
+        while budget > 0 and self._to_route:
+            part = self._to_route.popleft()
+            part.queued_for_routing = False
+            budget -= self._route_some(part, budget)
+            if part.backlog and not part.blocked and not part.offsets.revoked:
+                self._route_backlog(part)  # more to do: after the others (round robin)
+        if self._to_route and not self._routing_scheduled:
+            self._routing_scheduled = True
+            asyncio.get_running_loop().call_soon(self._route_turn)
+
+    def _route_some(self, part: _Partition, budget: int) -> int:
+        """Route up to ``budget`` records of ``part`` in partition order; returns how many."""
+        routed = 0
+        while routed < budget and part.backlog and not part.blocked and not part.offsets.revoked:
+            routed += 1
             item = part.backlog[0]
             if self._needs_registry(item.record):
                 # The first record of a new schema id needs an HTTP call to the registry: make it on a
                 # worker thread so the event loop (deliveries, health endpoints) never waits on it.
                 part.blocked = True
                 self._spawn(self._fetch_schema(part, item.record))
-                return
+                return routed
             try:
                 result = self._router.route(item.record)
             except ConnectorError as exc:
                 if exc.retriable:
                     self._hold_routing(part, exc)
-                    return
+                    return routed
                 log.warning(
                     "routing %s raised %s (%s); dead-lettering it",
                     item.record.record_id,
@@ -312,6 +345,7 @@ class Engine:
             part.backlog.popleft()
             item.route = result
             self._dispatch(item, result)
+        return routed
 
     def _hold_routing(self, part: _Partition, exc: ConnectorError) -> None:
         part.blocked = True

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from connector.config import ConnectorConfig
     from connector.observability.metrics import Metrics
     from connector.pipeline.connector import Connector
+    from connector.pipeline.runtime import settle_heap
 
 __all__ = ["add_arguments", "main"]
 
@@ -52,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
         config.attentive.base_url,
         config.attentive.key_source,
     )
+    settle_heap()
     try:
         asyncio.run(_serve(connector, config, metrics))
     except Exception:

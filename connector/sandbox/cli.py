@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -93,6 +94,12 @@ def settings_from_args(args: argparse.Namespace) -> SandboxSettings:
     )
 
 
+async def _freeze_survivors(every_s: float = 2.0) -> None:
+    while True:
+        gc.freeze()
+        await asyncio.sleep(every_s)
+
+
 async def serve(settings: SandboxSettings, host: str, port: int) -> None:
     """Run until SIGINT/SIGTERM."""
     runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=False)
@@ -105,10 +112,14 @@ async def serve(settings: SandboxSettings, host: str, port: int) -> None:
         print(f"sandbox listening on http://{shown}:{bound_port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # The journal grows by a few objects per request: keep what survived out of the collector's full
+        # scans, or they pause this loop for a noticeable part of a second and a benchmark measures the pause.
+        freezer = asyncio.create_task(_freeze_survivors())
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        freezer.cancel()
     finally:
         await runner.cleanup()
 
