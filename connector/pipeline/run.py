@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from connector.config import ConnectorConfig
     from connector.observability.metrics import Metrics
     from connector.pipeline.connector import Connector
-    from connector.pipeline.runtime import settle_heap
 
 __all__ = ["add_arguments", "main"]
 
@@ -39,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
     from connector.observability.logs import configure_logging, register_secret
     from connector.observability.metrics import Metrics
     from connector.pipeline.connector import Connector
+    from connector.pipeline.runtime import settle_heap
 
     config = load_config(args.config)  # ConfigError → exit 2 (cli.main), environment variables included
     configure_logging(config.logging.format, config.logging.level)
