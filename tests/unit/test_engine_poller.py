@@ -625,7 +625,6 @@ async def test_a_partition_paused_in_an_earlier_assignment_comes_back_resumed() 
     await poller.wait()
 
 
-
 class BatchWaitingConsumer(FakeConsumer):
     """librdkafka's ``consume(n, t)``: it returns when it has ``n`` messages or ``t`` has passed (messages are
     fed by the test with :meth:`arrive`, after the scripted steps). Asking a slow stream for a whole batch waits
