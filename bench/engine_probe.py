@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import secrets
 import threading
@@ -159,15 +160,21 @@ async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: f
         topics=list(TOPICS),
     )
     settle_heap()
+    stalls = _Stalls()
     await runtime.start()
     t0 = time.monotonic()
     cpu0 = time.process_time()
+    watcher = asyncio.create_task(stalls.watch_loop())
     snapshots: list[dict[str, Any]] = []
-    while time.monotonic() - t0 < seconds:
-        await asyncio.sleep(0.5)
-        snapshots.append(_snapshot(runtime))
-        if runtime.engine.stats()["consumed"] >= len(records) and runtime.engine.stats()["pending"] == 0:
-            break
+    try:
+        while time.monotonic() - t0 < seconds:
+            await asyncio.sleep(0.5)
+            snapshots.append(_snapshot(runtime))
+            if runtime.engine.stats()["consumed"] >= len(records) and runtime.engine.stats()["pending"] == 0:
+                break
+    finally:
+        watcher.cancel()
+        stalls.close()
     cpu = time.process_time() - cpu0
     stats = runtime.engine.stats()
     await runtime.shutdown(5)
@@ -176,8 +183,55 @@ async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: f
         "cpu_s": round(cpu, 2),
         "wall_s": round(time.monotonic() - t0, 1),
         "peak_buffered": runtime.engine.buffer.peak,
+        "stalls": stalls.summary(),
         "where_records_wait": snapshots[len(snapshots) // 2] if snapshots else {},
+        "timeline": [
+            f"{0.5 * (i + 1):4.1f}s buffered={s['buffered']} unrouted={s['backlog_unrouted']} "
+            f"in_flight={s['in_flight']} at_pumps={sum(s['at_pumps'].values())}"
+            for i, s in enumerate(snapshots)
+        ],
     }
+
+
+class _Stalls:
+    """Event-loop lag (a 5 ms timer's overshoot) and garbage-collector pauses, to tell a stall of the loop
+    by the collector from one by the engine's own work or by other processes on the machine."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self.gc_ms: dict[int, list[float]] = collections.defaultdict(list)
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_ms[int(info["generation"])].append((time.perf_counter() - self._gc_start) * 1000)
+
+    async def watch_loop(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.lags_ms.append((time.perf_counter() - t) * 1000 - 5)
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def summary(self) -> dict[str, Any]:
+        lags = sorted(self.lags_ms) or [0.0]
+        return {
+            "loop_lag_ms": {
+                "p50": round(lags[len(lags) // 2], 1),
+                "p99": round(lags[int(len(lags) * 0.99)], 1),
+                "max": round(lags[-1], 1),
+                "over_50ms": sum(1 for x in lags if x > 50),
+            },
+            "gc": {
+                f"gen{g}": {"count": len(v), "total_ms": round(sum(v)), "max_ms": round(max(v), 1)}
+                for g, v in sorted(self.gc_ms.items())
+            },
+        }
 
 
 def _snapshot(runtime: Any) -> dict[str, Any]:
@@ -248,6 +302,13 @@ def main() -> int:
             if 200 <= int(e["status"]) < 300:
                 per_s[str(e["path"])][int(shaped.journal_time_ms(e) / 1000 - t0)] += 1
         out["per_second"] = {path: " ".join(map(str, v)) for path, v in per_s.items()}
+        # When each 429 was answered (seconds from the first request, to the 10 ms): a stall after one shows
+        # how long the endpoint was held.
+        out["429_at_s"] = {
+            path: [round(shaped.journal_time_ms(e) / 1000 - t0, 2) for e in entries]
+            for path in per_s
+            if (entries := [e for e in journal if e["path"] == path and int(e["status"]) == 429])
+        }
         out["endpoints"] = {
             e: f"{v['achieved_per_s']}/{v['limit']:g} ({v['share_429']})" for e, v in sat.items()
         }

@@ -250,8 +250,22 @@ class EndpointLimiter:
         return sum(1 for s in self._slots if after < s < before)
 
     def hold(self, seconds: float) -> None:
-        """Send nothing on this endpoint for ``seconds`` (a 429's Retry-After)."""
-        self._hold_until(self._clock() + max(0.0, seconds))
+        """Send nothing on this endpoint for ``seconds`` (a 429's Retry-After) — or only until the server's
+        current window ends, when a window is known and that comes first.
+
+        ``Retry-After`` is whole seconds, so in a one-second window it always says ``1`` for "the rest of this
+        second", which is half of one on average: waiting it out lost a second of the endpoint per 429. The
+        window's end is estimated from the headers (see :meth:`observe`), later than the server's by about one
+        response time, so the hold never ends before the server's window does.
+        """
+        now = self._clock()
+        until = now + max(0.0, seconds)
+        if self._window_start is not None and seconds <= WINDOW_S:
+            # Windows are fixed seconds: the current one ends a whole number of seconds after the one seen.
+            elapsed = max(0.0, now - self._window_start)
+            end = self._window_start + (math.floor(elapsed / WINDOW_S) + 1) * WINDOW_S
+            until = min(until, end + _WINDOW_MARGIN_S)
+        self._hold_until(until)
 
     def _hold_until(self, until: float) -> None:
         if until > self._not_before:

@@ -156,6 +156,29 @@ async def test_hold_blocks_until_retry_after() -> None:
     assert lim.delay() <= 1.01 / 150 + 1e-9
 
 
+def test_a_429_holds_only_until_the_window_ends() -> None:
+    """Retry-After ``1`` (whole seconds) 0.3 s into a one-second window means "the rest of this second": the
+    hold ends with the window (plus a margin), not a whole second later; past windows repeat every second."""
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    lim.observe(150, 149)  # an answer that opens a window now
+    vt.now += 0.3
+    lim.hold(1.0)
+    assert lim.delay() == pytest.approx(0.7 + 0.005)
+    vt.now += 2.2  # 2.5 s after the window seen: the current one ends 0.5 s from now
+    lim.hold(1.0)
+    assert lim.delay() == pytest.approx(0.5 + 0.005)
+    lim.hold(3.0)  # a longer Retry-After is the server's own word: kept
+    assert lim.delay() == pytest.approx(3.0)
+
+
+def test_a_429_without_a_known_window_holds_for_retry_after() -> None:
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    lim.hold(1.0)
+    assert lim.delay() == pytest.approx(1.0)
+
+
 async def test_exhausted_window_waits_for_the_next_one() -> None:
     """Another replica spent the window (0 left after 3 of ours of 10): wait for the next one."""
     vt = VirtualTime()
