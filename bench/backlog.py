@@ -149,11 +149,40 @@ def plan_counts(signatures: Mapping[Signature, int], need: Mapping[Endpoint, flo
     return dict(counts)
 
 
-def shaped_mix(pool: Pool, need: Mapping[Endpoint, float], *, seed: int = 3) -> list[PoolRecord]:
+def cap_counts(counts: Mapping[Signature, int], need: Mapping[Endpoint, float]) -> dict[Signature, int]:
+    """``counts`` scaled down until no endpoint gets more than ``need[e]`` calls (+2 %).
+
+    Records fan out: every signup calls identity before it subscribes or unsubscribes, so subscribe's and
+    unsubscribe's needs overshoot identity's (10/s against 10 + 5). Where an endpoint must not be driven past
+    its share — the added-latency run at half of every limit — the records reaching it are thinned out
+    instead, so that run is at most half for every endpoint rather than near the limit for identity.
+    """
+    out = dict(counts)
+    for _ in range(50):
+        calls: collections.Counter[Endpoint] = collections.Counter()
+        for sig, n in out.items():
+            for e in sig:
+                calls[e] += n
+        over = {e: need[e] / c for e, c in calls.items() if e in need and c > need[e] * 1.02}
+        if not over:
+            break
+        for sig, n in out.items():
+            factors = [f for e, f in over.items() if e in sig]
+            if factors:
+                out[sig] = int(n * min(factors))
+    return {sig: n for sig, n in out.items() if n > 0}
+
+
+def shaped_mix(
+    pool: Pool, need: Mapping[Endpoint, float], *, seed: int = 3, at_most: bool = False
+) -> list[PoolRecord]:
     """Records whose calls give each endpoint about ``need[e]`` requests, shuffled so every endpoint's
-    records are spread evenly through the backlog."""
+    records are spread evenly through the backlog. ``at_most``: no endpoint gets more than its need (see
+    :func:`cap_counts`)."""
     by_sig = pool.by_signature()
     counts = plan_counts({s: len(v) for s, v in by_sig.items()}, need)
+    if at_most:
+        counts = cap_counts(counts, need)
     rng = random.Random(seed)
     out: list[PoolRecord] = []
     for sig, n in counts.items():

@@ -277,7 +277,7 @@ class Run:
         # 2. added latency: records at half of every limit, produced at a steady pace.
         steady = keys.rekey(
             self.pool,
-            bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5),
+            bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5, at_most=True),
             distribution,
             seed=8,
         )

@@ -404,3 +404,98 @@ def test_rate_derived_values_follow_the_server_limit() -> None:
     lim.configured_rate = 10
     assert (lim.rate, lim._cap_count()) == (10, 10)
     assert lim._interval(vt.now) == pytest.approx(1.03 / 10)  # the low-rate margin
+
+
+# --- light use: alone and far from the limit, a request goes at once ---------------------------------------
+
+
+def confirm_alone(lim: EndpointLimiter, vt: VirtualTime, limit: int) -> None:
+    """Answers over a little more than one window that show the server counted only our own requests."""
+    for _ in range(3):
+        assert lim.try_acquire()
+        lim.observe(limit, limit - 1, sent_at=vt.now)
+        vt.now += 0.6
+
+
+def test_alone_and_lightly_used_a_burst_under_3_4_of_the_limit_goes_at_once_then_is_paid_back() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    confirm_alone(lim, vt, 10)
+    vt.now += 2.0  # idle: the last second holds none of our requests
+    sent = []
+    while lim.try_acquire():  # what may go right now, without waiting
+        sent.append(vt.now)
+    assert len(sent) == 7  # under 3/4 of the limit of 10/s
+    assert lim.delay() == pytest.approx(7 * 1.03 / 10)  # the burst is paid back by the pacing after it
+    # and no second ever holds more than the limit: run on at full demand
+    times = list(sent)
+    for _ in range(40):
+        vt.now += lim.delay()
+        assert lim.try_acquire()
+        times.append(vt.now)
+    assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= 10
+
+
+def test_no_light_use_before_a_whole_window_of_answers_showed_us_alone() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    assert lim.try_acquire()
+    assert not lim.try_acquire()  # no answer yet: paced
+    lim.observe(10, 9, sent_at=vt.now)
+    vt.now += 0.2
+    assert lim.try_acquire()
+    assert not lim.try_acquire()  # alone for 0.2 s only: still paced
+
+
+def test_no_light_use_while_another_replica_spends_the_key_or_during_a_hold() -> None:
+    vt = VirtualTime()
+    lim = limiter(10, vt)
+    confirm_alone(lim, vt, 10)
+    lim.observe(10, 5, sent_at=vt.now)  # the server counted 5, we sent 1 in this second: someone else
+    vt.now += 2.0
+    assert lim.try_acquire()
+    assert not lim.try_acquire()  # shared: paced (and gated by the window's budget)
+    lim2 = limiter(10, vt)
+    confirm_alone(lim2, vt, 10)
+    vt.now += 2.0
+    lim2.hold(0.5)
+    assert not lim2.try_acquire()
+
+
+async def light_load(limit: int, *, light: bool, jitter_s: float = 0.01) -> tuple[int, float]:
+    """Arrivals at 40 % of the limit (Poisson), one caller, answers 50-150 ms later, arrival jitter at a
+    fixed-window server. Returns (429s, mean wait in seconds)."""
+    rng = random.Random(11)
+    vt = VirtualTime(start=7000.4)
+    lim = EndpointLimiter(limit, clock=vt.clock, sleep=vt.sleep)
+    if not light:
+        lim._light = lambda now: False  # type: ignore[method-assign]  # pure pacing, the control
+    window = FixedWindow(limit)
+    answers: list[tuple[float, Decision, float]] = []
+    waits: list[float] = []
+    denied = 0
+    t = vt.now
+    for _ in range(int(limit * 0.4 * 60)):
+        t += rng.expovariate(limit * 0.4)
+        vt.now = max(vt.now, t)
+        answers.sort(key=lambda a: a[0])
+        while answers and answers[0][0] <= vt.now:
+            _, decision, sent = answers.pop(0)
+            lim.observe(decision.limit, decision.remaining, sent_at=sent)
+            if not decision.allowed:
+                lim.hold(decision.retry_after_s)
+        await lim.acquire()
+        waits.append(vt.now - t)
+        arrives = vt.now + 0.001 + rng.uniform(0, jitter_s)
+        decision = window.take(arrives)
+        denied += not decision.allowed
+        answers.append((arrives + rng.uniform(0.05, 0.15), decision, vt.now))
+    return denied, sum(waits) / len(waits)
+
+
+@pytest.mark.parametrize("limit", [150, 10, 5])
+async def test_light_use_waits_less_than_pacing_and_gets_no_429(limit: int) -> None:
+    paced_429s, paced_wait = await light_load(limit, light=False)
+    light_429s, light_wait = await light_load(limit, light=True)
+    assert paced_429s == light_429s == 0
+    assert light_wait < 0.9 * paced_wait, (light_wait, paced_wait)
