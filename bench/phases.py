@@ -315,6 +315,7 @@ class Run:
             "latency_samples": len(lat),
             "latency_unfinished_counted": len(unfinished),
             "latency_max_ms": round(max(lat), 1) if lat else None,
+            "latency_by_first_endpoint": shaped.added_latency_by_endpoint(journal, by_record),
         }
 
     def close(self) -> None:
