@@ -294,7 +294,7 @@ def kafka_cluster() -> Iterator[str]:
 def create_topics(bootstrap: str, names: list[str], *, partitions: int = 3, timeout_s: float = 30.0) -> None:
     """Create topics (idempotent: existing ones are fine) and wait until their leaders are known."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Producer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
+from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
@@ -140,7 +140,9 @@ def wait_firing(prom: PrometheusServer, name: str, timeout_s: float = 45, **labe
         )
     except AssertionError as exc:
         # Say what Prometheus saw: the rule's state and the recent values of its expression.
-        rule = next((r for g in prom.api("rules")["groups"] for r in g["rules"] if r["name"] == name), {})
+        rule: dict[str, Any] = next(
+            (r for g in prom.api("rules")["groups"] for r in g["rules"] if r["name"] == name), {}
+        )
         now = time.time()
         seen = prom.api(
             "query_range", query=rule.get("query", "vector(0)"), start=now - 60, end=now, step="2s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -50,6 +51,23 @@ class LogConsumer:
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         pass
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def assign(self, partitions: list[TopicPartition]) -> None:  # replay mode: start where told
+        for p in partitions:
+            self.pos[TP(p.topic, p.partition)] = max(p.offset, 0)
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition) for tp in self.logs]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(p.topic, p.partition, self.pos[TP(p.topic, p.partition)]) for p in partitions]
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        parts = [tp.partition for tp in self.logs if tp.topic == topic]
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=dict.fromkeys(parts))})
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
         return [TopicPartition(p.topic, p.partition, -1001) for p in partitions]
