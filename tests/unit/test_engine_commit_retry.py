@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import make_rig, rec
+from tests.unit.engine_fakes import Rigs, rec
 
 T0 = TP("orders", 0)
 
 
-async def test_an_unconfirmed_commit_is_sent_again() -> None:
+async def test_an_unconfirmed_commit_is_sent_again(make_rig: Rigs) -> None:
     rig = await make_rig()  # commit_interval_s 0.05
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode(), timestamp_ms=1) for i in range(5)])
