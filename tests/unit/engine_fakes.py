@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from connector.pipeline.engine import Engine
 from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit
-from connector.types import Call, RouteResult, SourceRecord
+from connector.types import Call, Clock, RouteResult, SourceRecord
 
 
 class QuickBackoff:
@@ -291,6 +292,15 @@ def delivery_settings(**overrides: Any) -> DeliverySettings:
     return DeliverySettings(**base)
 
 
+def loop_clocks() -> tuple[Clock, Clock]:
+    """``(wall, monotonic)`` clocks that follow the running event loop's time, so a rig's retry budgets,
+    circuit cool-downs and commit re-sends run on the same time as its sleeps and timers: virtual time under
+    ``@pytest.mark.looptime`` (no real waiting), real time otherwise. The wall clock starts at the real one."""
+    loop = asyncio.get_running_loop()
+    offset = time.time() - loop.time()
+    return (lambda: offset + loop.time()), loop.time
+
+
 class Rigs:
     """The ``make_rig`` fixture (tests/unit/conftest.py): builds started engines over the fakes, and closes
     every one it built when the test ends — passed or failed, so a failing test leaves no task running."""
@@ -314,7 +324,8 @@ class Rigs:
         producer = FakeProducer()
         source = FakeSource()
         backoff = QuickBackoff()
-        circuits = CircuitBoard(s.circuit, metrics=metrics)
+        wall, monotonic = loop_clocks()
+        circuits = CircuitBoard(s.circuit, metrics=metrics, clock=monotonic)
         engine_box: list[Engine] = []
         auth = AuthGate(
             sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok)
@@ -327,6 +338,7 @@ class Rigs:
             max_in_flight=s.max_in_flight,
             metrics=metrics,
             endpoint_limits=endpoint_limits,
+            clock=wall,
         )
         dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)
         engine = Engine(
@@ -338,6 +350,8 @@ class Rigs:
             metrics=metrics,
             route_backoff=backoff,
             health=health,
+            clock=wall,
+            monotonic=monotonic,
         )
         engine_box.append(engine)
         rig = Rig(

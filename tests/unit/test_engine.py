@@ -18,6 +18,9 @@ from connector.source.offsets import TP, Commit, decode_done
 from connector.types import RouteResult, SourceRecord
 from tests.unit.engine_fakes import FakeSender, Rig, Rigs, delivery_settings, eventually, rec, sample
 
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
+
 T0 = TP("orders", 0)
 
 

@@ -19,6 +19,9 @@ from connector.errors import ApiPermanentError
 from connector.source.offsets import TP
 from tests.unit.engine_fakes import FakeSender, Rigs, delivery_settings, rec
 
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
+
 PARTS = [TP("orders", 0), TP("orders", 1), TP("signups", 0)]
 
 

@@ -11,6 +11,9 @@ from connector.delivery.backpressure import BufferBudget, FairShares
 from connector.source.offsets import TP
 from tests.unit.engine_fakes import FakeSender, Rigs, delivery_settings, rec
 
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
+
 T0 = TP("orders", 0)
 
 
