@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-__all__ = ["JvmService", "find_java", "launch", "poll_until_ready", "started"]
+__all__ = ["JvmService", "end_process", "find_java", "launch", "poll_until_ready", "started"]
 
 S = TypeVar("S", bound="JvmService")
 
@@ -31,6 +31,19 @@ def find_java(error: type[Exception], what: str) -> str:
     if java is None:
         raise error(f"java is not on PATH: {what} needs a JDK 17+")
     return java
+
+
+def end_process(process: subprocess.Popen[Any], *, grace_s: float = 20.0) -> None:
+    """Stop a process we started, by its own pid: SIGTERM, then SIGKILL when it has not ended after
+    ``grace_s`` (the dev stack's JVMs, the sandbox, and the tests' own servers)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def launch(cmd: list[str], *, output: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
@@ -73,13 +86,7 @@ class JvmService:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        end_process(self.process)
         if keep_data:
             return
         with contextlib.suppress(OSError):
