@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 import zlib
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -86,6 +87,27 @@ class MemoryConsumer:
 
     def incremental_assign(self, partitions: list[Any]) -> None:
         pass
+
+    def incremental_unassign(self, partitions: list[Any]) -> None:
+        pass
+
+    def assign(self, partitions: list[Any]) -> None:  # replay mode: start where told
+        for p in partitions:
+            self.pos[(p.topic, p.partition)] = max(p.offset, 0)
+
+    def assignment(self) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(t, p) for t, p in self.logs]
+
+    def position(self, partitions: list[Any]) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(p.topic, p.partition, self.pos[(p.topic, p.partition)]) for p in partitions]
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        parts = [p for t, p in self.logs if t == topic]
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=dict.fromkeys(parts))})
 
     def committed(self, partitions: list[Any], timeout: float = -1) -> list[Any]:
         from confluent_kafka import TopicPartition

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -28,12 +29,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-auth": ("connector.attentive.check_auth", "call Attentive's /v1/me with the configured key"),
     "sandbox": ("connector.sandbox.cli", "run the local Attentive stand-in"),
     "produce-samples": ("connector.samples", "publish realistic sample events to a topic"),
-    "demo": ("connector.demo", "broker + sandbox + samples + connector, end to end"),
+    "demo": ("connector.devkafka.demo", "broker + sandbox + samples + connector, end to end"),
     "dev": ("connector.devkafka.stack", "local stack (broker, schema registry, sandbox): dev up | dev down"),
 }
 DLQ_COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("connector.pipeline.replay", "re-route dead-lettered records through the current rules"),
 }
+
+
+DEV_TOOLING = "connector.devkafka"
+"""The development tooling (``dev``, ``demo``): in a checkout's editable install, not in the wheel (see
+:mod:`connector.devkafka`), so an installed connector says what to do instead of a traceback."""
+DEV_TOOLING_MISSING = "development tooling is not installed: run it from a checkout (make up)"
 
 
 DESCRIPTION = (
@@ -89,8 +96,18 @@ def _wire(parser: argparse.ArgumentParser, module: str) -> None:
     parser.set_defaults(run_command=mod.main)
 
 
+def dev_tooling_installed() -> bool:
+    """True in a checkout (its editable install maps the whole ``connector`` folder); False from the wheel."""
+    return importlib.util.find_spec(DEV_TOOLING) is not None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    words = _selected(argv)
+    module = COMMANDS.get(words[0], ("", ""))[0] if words else ""
+    if module.startswith(DEV_TOOLING + ".") and not dev_tooling_installed():
+        print(f"error: {DEV_TOOLING_MISSING}", file=sys.stderr)  # before parsing: its flags are not known
+        return 2
     args = build_parser(argv).parse_args(argv)
     from connector.errors import ConfigError
 

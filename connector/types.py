@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
+
+Clock = Callable[[], float]
+"""The time-of-day seam of every stage: seconds now. Each parameter says which clock it defaults to — wall
+(``time.time``) where the time is compared with record timestamps or written to headers, monotonic
+(``time.monotonic``) for intervals. Tests pass the event loop's clock (virtual time, tests/unit/engine_fakes.py)."""
+
+Sleep = Callable[[float], Awaitable[None]]
+"""The waiting seam (``asyncio.sleep``), paired with a :data:`Clock` on virtual time."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 A sleep followed by an assert passes on a quiet machine and fails on a loaded one (or, worse, the other way
 round for "nothing happened" checks). Wait for the condition instead (``tests.unit.engine_fakes.eventually``,
-``wait_idle``, an event) or drive a virtual clock. A sleep that really must let time pass — to show that
-something does *not* happen within an interval, or a driver loop against a real process — says so on its
-line with ``# sleep-ok: <why>``, or is in ALLOWED below with its reason.
+``wait_idle``, an event) or drive a virtual clock. A module on virtual time (``pytestmark =
+pytest.mark.looptime``: the engine, retry and circuit tests) may sleep: there a sleep advances the loop's
+virtual clock by exactly that much and takes no real time, so what it shows does not depend on the machine's
+load. Elsewhere a sleep that really must let time pass — to show that something does *not* happen within an
+interval, or a driver loop against a real process — says so on its line with ``# sleep-ok: <why>``, or is in
+ALLOWED below with its reason.
 """
 
 from __future__ import annotations
@@ -14,19 +17,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 SLEEP = re.compile(r"\bsleep\(\s*(?P<arg>[^)]*)\)")
+VIRTUAL_TIME = re.compile(r"^pytestmark = .*\bpytest\.mark\.looptime\b", re.MULTILINE)
 
 # (file relative to tests/, the sleep line's text) -> why it may sleep before asserting
 ALLOWED: dict[tuple[str, str], str] = {
-    (
-        "unit/test_circuit.py",
-        "await asyncio.sleep(0.1)",
-    ): "shows the waiter does NOT finish before the probe answers",
-    (
-        "unit/test_engine_auth.py",
-        "await asyncio.sleep(0.2)",
-    ): "shows nothing is sent while the gate is closed",
-    ("unit/test_engine_retry.py", "await asyncio.sleep(0.3)"): "counts probes over an interval (rate bound)",
-    ("unit/test_engine_backpressure.py", "await asyncio.sleep(0.01)"): "a driver loop feeding the engine",
     ("unit/test_lanes.py", "await asyncio.sleep(0.01)"): "shows the scope is NOT idle within the interval",
     (
         "integration/test_engine_auth.py",
@@ -44,8 +38,12 @@ ALLOWED: dict[tuple[str, str], str] = {
 
 
 def sleep_then_assert(path: Path) -> list[tuple[int, str]]:
-    """``(line number, sleep line)`` of every non-zero sleep whose next statement is an ``assert``."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """``(line number, sleep line)`` of every non-zero sleep whose next statement is an ``assert`` (none in a
+    module on virtual time)."""
+    text = path.read_text(encoding="utf-8")
+    if VIRTUAL_TIME.search(text):
+        return []
+    lines = text.splitlines()
     found: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
         text = line.strip()
@@ -86,6 +84,28 @@ def test_the_rule_finds_a_sleep_then_assert(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert sleep_then_assert(sample) == [(2, "await asyncio.sleep(0.2)")]
+    virtual = tmp_path / "test_v.py"
+    virtual.write_text("import pytest\n\npytestmark = pytest.mark.looptime\n\n" + sample.read_text())
+    assert sleep_then_assert(virtual) == []
+
+
+def test_the_virtual_time_modules_are_the_engine_retry_and_circuit_tests() -> None:
+    """The exemption is for modules that really run on virtual time: each one's rig or board takes the loop's
+    clock (tests/unit/engine_fakes.py ``loop_clocks``), so its retry budgets and cool-downs are virtual too."""
+    marked = {
+        path.relative_to(TESTS).as_posix()
+        for path in TESTS.rglob("test_*.py")
+        if VIRTUAL_TIME.search(path.read_text(encoding="utf-8"))
+    }
+    assert marked == {
+        "unit/test_circuit.py",
+        "unit/test_engine.py",
+        "unit/test_engine_accounting.py",
+        "unit/test_engine_auth.py",
+        "unit/test_engine_backpressure.py",
+        "unit/test_engine_commit_retry.py",
+        "unit/test_engine_retry.py",
+    }
 
 
 def test_every_allowed_entry_is_still_there() -> None:

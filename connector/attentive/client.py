@@ -37,7 +37,7 @@ from connector import __version__
 from connector.attentive.endpoints import ME_PATH, Endpoint
 from connector.attentive.jsonio import dumps, loads
 from connector.attentive.models import MeInfo
-from connector.attentive.ratelimit import RateLimiter, Sleep
+from connector.attentive.ratelimit import RateLimiter
 from connector.attentive.transport import (
     AiohttpTransport,
     AttentiveTransport,
@@ -56,7 +56,7 @@ from connector.errors import (
     RoutingError,
 )
 from connector.observability.metrics import Metrics, status_class
-from connector.types import Call
+from connector.types import Call, Clock, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class AttentiveClient:
         *,
         transport: AttentiveTransport | httpx.AsyncBaseTransport | None = None,
         metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         max_connections: int = 100,
         limiter: RateLimiter | None = None,

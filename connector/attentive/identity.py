@@ -23,22 +23,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    StringConstraints,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from connector.attentive.endpoints import Endpoint
-from connector.attentive.phones import normalize_phone
+from connector.attentive.fields import CustomIdentifier, Email, Model, NonEmpty, Phone, check_email
 from connector.attentive.spec import IDENTIFIER_MAX
-from connector.errors import InvalidPhoneError
-from connector.formats import is_email
 
 __all__ = [
     "FLAT_USER_APIS",
@@ -54,12 +44,6 @@ FLAT_USER_APIS = frozenset({Endpoint.IDENTITY, Endpoint.PRIVACY_DELETE})
 """The calls whose person identifiers are top-level fields rather than a ``user`` object."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, coerce_numbers_to_str=True, str_strip_whitespace=True
-    )
-
-
 def _limited(value: str) -> str:
     if len(value) > IDENTIFIER_MAX:
         raise PydanticCustomError(
@@ -68,41 +52,21 @@ def _limited(value: str) -> str:
     return value
 
 
-def _email(value: str) -> str:
-    if not is_email(value):
-        raise PydanticCustomError("invalid_email", "not a valid email address")
-    return value
-
-
-def _phone(value: object, info: ValidationInfo) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise PydanticCustomError("invalid_phone", "expected a string")
-    region = (info.context or {}).get("default_region", "US")
-    try:
-        return normalize_phone(value.strip(), region)
-    except InvalidPhoneError as exc:
-        raise PydanticCustomError("invalid_phone", "{reason}", {"reason": str(exc)}) from None
-
-
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 Limited = Annotated[str, StringConstraints(min_length=1), AfterValidator(_limited)]
-Email = Annotated[str, StringConstraints(min_length=1), AfterValidator(_email)]
 LimitedEmail = Annotated[
-    str, StringConstraints(min_length=1), AfterValidator(_email), AfterValidator(_limited)
+    str, StringConstraints(min_length=1), AfterValidator(check_email), AfterValidator(_limited)
 ]
-Phone = Annotated[str, BeforeValidator(_phone)]
 
 
-class CustomIdentifier(_Model):
-    """``CustomIdentifierDto1``: a named identifier (``loyaltyId``, ``posCustomerId``)."""
+class LimitedCustomIdentifier(CustomIdentifier):
+    """``CustomIdentifierDto1``: a named identifier (``loyaltyId``, ``posCustomerId``), each part at most
+    :data:`IDENTIFIER_MAX` characters."""
 
     name: Limited
     value: Limited
 
 
-class IdentifyRequest(_Model):
+class IdentifyRequest(Model):
     """``IdentifyRequestDto``: the identifiers to associate, and at least one other one to associate them with."""
 
     phone: Phone | None = None
@@ -110,7 +74,7 @@ class IdentifyRequest(_Model):
     shopifyId: Limited | None = None
     klaviyoId: Limited | None = None
     clientUserId: Limited | None = None
-    customIdentifiers: list[CustomIdentifier] | None = None
+    customIdentifiers: list[LimitedCustomIdentifier] | None = None
 
     @model_validator(mode="after")
     def _accompanied(self) -> Self:
@@ -130,7 +94,7 @@ class IdentifyRequest(_Model):
         return self
 
 
-class PrivacyDeleteRequest(_Model):
+class PrivacyDeleteRequest(Model):
     """``PrivacyRequestAddDeleteEventDto``: whom to delete, and an optional message for the audit trail."""
 
     subjectPhone: Phone | None = None

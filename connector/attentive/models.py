@@ -39,7 +39,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -47,9 +46,9 @@ from pydantic_core import PydanticCustomError
 from connector.attentive import identity
 from connector.attentive.bodies import BUILDERS, Bail
 from connector.attentive.endpoints import Endpoint
+from connector.attentive.fields import CustomIdentifier, Email, Model, NonEmpty, Phone
 from connector.attentive.formats import format_timestamp
 from connector.attentive.jsonio import dumps, loads
-from connector.attentive.phones import normalize_phone
 from connector.attentive.spec import (
     ATTRIBUTE_NAME_MAX,
     EVENT_TYPE_FORBIDDEN,
@@ -57,7 +56,6 @@ from connector.attentive.spec import (
     json_path,
 )
 from connector.errors import InvalidPhoneError, RoutingError
-from connector.formats import is_email
 
 __all__ = [
     "MODELS",
@@ -74,24 +72,7 @@ __all__ = [
 EXTERNAL_EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:attentive-connector:externalEventId")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, coerce_numbers_to_str=True, str_strip_whitespace=True
-    )
-
-
-# --- field types --------------------------------------------------------------------------------------
-
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
-
-
-def _check_email(value: str) -> str:
-    if not is_email(value):
-        raise PydanticCustomError("invalid_email", "not a valid email address")
-    return value
-
-
-Email = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_email)]
+# --- field types (shared with identity.py: connector.attentive.fields) --------------------------------
 
 
 def _timestamp(value: object) -> str:
@@ -108,37 +89,17 @@ def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-def _normalize_phone(value: object, info: ValidationInfo) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise PydanticCustomError("invalid_phone", "expected a string")
-    region = (info.context or {}).get("default_region", "US")
-    try:
-        return normalize_phone(value.strip(), region)
-    except InvalidPhoneError as exc:
-        raise PydanticCustomError("invalid_phone", "{reason}", {"reason": str(exc)}) from None
-
-
-Phone = Annotated[str, BeforeValidator(_normalize_phone)]
-
-
 # --- users and identifiers ----------------------------------------------------------------------------
 
 
-class CustomIdentifier(_Model):
-    name: NonEmpty
-    value: NonEmpty
-
-
-class ExternalIdentifiers(_Model):
+class ExternalIdentifiers(Model):
     """``EventUser.externalIdentifiers`` (events and custom attributes)."""
 
     clientUserId: NonEmpty | None = None
     customIdentifiers: list[CustomIdentifier] | None = None
 
 
-class SubscriberExternalIdentifiers(_Model):
+class SubscriberExternalIdentifiers(Model):
     """``NewExternalIdentifierDto``: the top-level ``externalIdentifiers`` of a subscribe request."""
 
     clientUserId: NonEmpty | None = None
@@ -147,7 +108,7 @@ class SubscriberExternalIdentifiers(_Model):
     customIdentifiers: list[CustomIdentifier] | None = None
 
 
-class EventUser(_Model):
+class EventUser(Model):
     """``EventUser``: phone, email and/or external identifiers; at least one."""
 
     phone: Phone | None = None
@@ -162,7 +123,7 @@ class EventUser(_Model):
         return self
 
 
-class SubscriberUser(_Model):
+class SubscriberUser(Model):
     """``UserDto1`` (subscribe, unsubscribe): phone and/or email only."""
 
     phone: Phone | None = None
@@ -178,12 +139,12 @@ class SubscriberUser(_Model):
 # --- eCommerce ----------------------------------------------------------------------------------------
 
 
-class Price(_Model):
+class Price(Model):
     value: Annotated[Decimal, Field(allow_inf_nan=False)]
     currency: Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
-class Product(_Model):
+class Product(Model):
     productId: NonEmpty
     productVariantId: NonEmpty
     productImage: NonEmpty | None = None
@@ -193,7 +154,7 @@ class Product(_Model):
     quantity: int | None = None
 
 
-class _EcommerceRequest(_Model):
+class _EcommerceRequest(Model):
     items: Annotated[list[Product], Field(min_length=1)]
     occurredAt: Timestamp | None = None
     user: EventUser
@@ -207,7 +168,7 @@ class AddToCartRequest(_EcommerceRequest):
     pass
 
 
-class SalesChannel(_Model):
+class SalesChannel(Model):
     channelType: Annotated[
         Literal["WEB", "IOS_APP", "ANDROID_APP", "IN_STORE", "PHONE", "OTHER"], BeforeValidator(_upper)
     ]
@@ -274,7 +235,7 @@ def _event_properties(value: object) -> object:
         raise PydanticCustomError("invalid_property", "{detail}", {"detail": str(exc)}) from None
 
 
-class CustomEventRequest(_Model):
+class CustomEventRequest(Model):
     type: Annotated[NonEmpty, AfterValidator(_check_event_type)]
     properties: Annotated[dict[str, Any] | None, BeforeValidator(_event_properties)] = None
     externalEventId: NonEmpty | None = None
@@ -317,7 +278,7 @@ AttributeName = Annotated[
 AttributeValue = Annotated[Any, BeforeValidator(_attribute_value)]
 
 
-class CustomAttributesRequest(_Model):
+class CustomAttributesRequest(Model):
     properties: Annotated[dict[AttributeName, AttributeValue], Field(min_length=1)]
     user: EventUser
 
@@ -335,7 +296,7 @@ def _locale(value: object) -> object:
     return value
 
 
-class Locale(_Model):
+class Locale(Model):
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
@@ -343,7 +304,7 @@ class Locale(_Model):
 SubscriptionType = Annotated[Literal["MARKETING", "TRANSACTIONAL"], BeforeValidator(_upper)]
 
 
-class SubscribeRequest(_Model):
+class SubscribeRequest(Model):
     user: SubscriberUser
     signUpSourceId: NonEmpty | None = None
     externalIdentifiers: SubscriberExternalIdentifiers | None = None
@@ -360,17 +321,17 @@ class SubscribeRequest(_Model):
         return self
 
 
-class Subscription(_Model):
+class Subscription(Model):
     type: Annotated[Literal["MARKETING", "TRANSACTIONAL", "CHECKOUT_ABANDONED"], BeforeValidator(_upper)]
     channel: Annotated[Literal["TEXT", "EMAIL"], BeforeValidator(_upper)]
 
 
-class Notification(_Model):
+class Notification(Model):
     language: Literal["en-US", "fr-CA"] | None = None
     disabled: bool | None = None
 
 
-class UnsubscribeRequest(_Model):
+class UnsubscribeRequest(Model):
     user: SubscriberUser
     subscriptions: list[Subscription] | None = None
     notification: Notification | None = None

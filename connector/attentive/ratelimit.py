@@ -36,13 +36,11 @@ import collections
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from connector.attentive.endpoints import Endpoint
 from connector.config import AttentiveSettings
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+from connector.types import Clock, Sleep
 
 WINDOW_S = 1.0
 # After the estimated end of a window wait this much longer, so a request never lands just before the

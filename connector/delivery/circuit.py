@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from connector.asyncutil import wait_event
 from connector.config import CircuitSettings
 from connector.observability.metrics import Metrics
+from connector.types import Clock
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Permit:
 class Circuit:
     """The state machine of one endpoint's circuit. Not thread-safe; used from the event loop only."""
 
-    def __init__(self, settings: CircuitSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: CircuitSettings, *, clock: Clock = time.monotonic) -> None:
         self._s = settings
         self._clock = clock
         self._window: deque[tuple[float, bool]] = deque()
@@ -146,7 +147,7 @@ class CircuitBoard:
         settings: CircuitSettings,
         *,
         metrics: Metrics,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._settings = settings
         self._metrics = metrics

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from connector.attentive.endpoints import Endpoint
@@ -30,7 +29,7 @@ from connector.delivery.protocols import ApiSender
 from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
 from connector.errors import ConnectorError, Reason
 from connector.observability.metrics import Metrics
-from connector.types import Call
+from connector.types import Call, Clock, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,8 @@ class CallDeliverer:
         max_in_flight: int,
         metrics: Metrics,
         endpoint_limits: dict[str, int] | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._sender = sender
         self._policy = policy

@@ -26,18 +26,18 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
 from connector.devkafka.broker import cache_dir, free_port
+from connector.devkafka.jvm import JvmService, find_java, launch, poll_until_ready, started
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,12 @@ def _runner_jar(home: Path) -> Path:
     return jar
 
 
-@dataclass
-class LocalApicurio:
+@dataclass(kw_only=True)
+class LocalApicurio(JvmService):
     """A running registry. Use :func:`start_apicurio`; stop with :meth:`stop` (or ``with``)."""
 
+    label: ClassVar[str] = "registry"
     port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    workdir: Path
-    _stopped: bool = field(default=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -133,32 +130,6 @@ class LocalApicurio:
     def url(self) -> str:
         """The Confluent-compatible API: what ``schema.registry.url`` / ``kafka.schema_registry.url`` take."""
         return self.base_url + CCOMPAT_PATH
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no registry log)"
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM to the registry's own process (SIGKILL after 20 s); keep its log, delete its folder."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        kept = cache_dir() / "apicurio-last.log"
-        with contextlib.suppress(OSError):
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.log_path, kept)
-            self.log_path = kept
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> LocalApicurio:
         return self
@@ -175,9 +146,7 @@ def start_apicurio(
     start_timeout_s: float = 120.0,
 ) -> LocalApicurio:
     """Start Apicurio Registry on ``127.0.0.1:port`` (a free one by default) and wait until it is ready."""
-    java = shutil.which("java")
-    if java is None:
-        raise RegistryError("java is not on PATH: Apicurio Registry needs a JDK 17+")
+    java = find_java(RegistryError, "Apicurio Registry")
     jar = ensure_apicurio()
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="attentive-apicurio-"))
@@ -197,22 +166,19 @@ def start_apicurio(
         "-jar",
         str(jar),
     ]
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # ^C in a terminal reaches us, and we stop it in order
-        )
-    registry = LocalApicurio(port, proc, log_path, workdir)
-    try:
-        wait_until_ready(registry.base_url, timeout_s=start_timeout_s, process=proc)
-    except RegistryError as exc:
-        tail = registry.log_tail()
-        registry.stop()
-        raise RegistryError(f"{exc}\n--- registry log tail ({registry.log_path}) ---\n{tail}") from None
+    proc = launch(cmd, output=log_path, cwd=workdir)
+    registry = LocalApicurio(
+        port=port,
+        process=proc,
+        workdir=workdir,
+        log_path=log_path,
+        kept_log=cache_dir() / "apicurio-last.log",
+    )
+    started(
+        registry,
+        lambda: wait_until_ready(registry.base_url, timeout_s=start_timeout_s, process=proc),
+        RegistryError,
+    )
     log.info("Apicurio Registry ready at %s (log: %s)", registry.url, log_path)
     return registry
 
@@ -221,21 +187,23 @@ def wait_until_ready(
     base_url: str, *, timeout_s: float = 120.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Poll ``GET /health/ready`` until it answers 200 (or the process exits, or the deadline passes)."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
     with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise RegistryError(f"Apicurio Registry exited with code {process.returncode} while starting")
+
+        def probe() -> str | None:
             try:
                 resp = client.get(f"{base_url}/health/ready")
-                if resp.status_code == 200:
-                    return
-                last = f"HTTP {resp.status_code}"
             except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
-    raise RegistryError(f"Apicurio Registry at {base_url} was not ready within {timeout_s:.0f}s ({last})")
+                return type(exc).__name__
+            return None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+
+        poll_until_ready(
+            probe,
+            process=process,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+            error=RegistryError,
+            what=f"Apicurio Registry at {base_url}",
+        )
 
 
 @contextlib.contextmanager

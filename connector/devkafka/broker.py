@@ -26,8 +26,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from connector.devkafka.jvm import JvmService, find_java, launch, poll_until_ready, started
 
 log = logging.getLogger(__name__)
 
@@ -107,43 +110,13 @@ logger.state.level = WARN
 """
 
 
-@dataclass
-class LocalKafka:
-    """A running single-node KRaft broker. Use :func:`start_local_kafka`; stop with :meth:`stop`."""
+@dataclass(kw_only=True)
+class LocalKafka(JvmService):
+    """A running single-node KRaft broker. Use :func:`start_local_kafka`; stop with :meth:`stop`
+    (``keep_data=True`` leaves its data folder)."""
 
+    label: ClassVar[str] = "broker"
     bootstrap_servers: str
-    workdir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    _stopped: bool = field(default=False, repr=False)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no broker log)"
-        return "\n".join(text[-lines:])
-
-    def stop(self, *, keep_data: bool = False) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL after 20 s) and delete its data."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if not keep_data:
-            # Keep the log beyond the data folder so a failing run can still show its tail.
-            kept = cache_dir() / "kafka-broker-last.log"
-            with contextlib.suppress(OSError):
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.log_path, kept)
-                self.log_path = kept
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_local_kafka(
@@ -155,9 +128,7 @@ def start_local_kafka(
     num_partitions: int = 3,
 ) -> LocalKafka:
     """Start a single-node Apache Kafka (KRaft, combined broker+controller) on loopback and wait for it."""
-    java = shutil.which("java")
-    if java is None:
-        raise BrokerError("java is not on PATH: the local Kafka broker needs a JDK 17+")
+    java = find_java(BrokerError, "the local Kafka broker")
     libs = ensure_kafka_jars()
     workdir = Path(tempfile.mkdtemp(prefix="attentive-kafka-"))
     port = port or free_port()
@@ -214,24 +185,20 @@ def start_local_kafka(
     if fmt.returncode != 0:
         shutil.rmtree(workdir, ignore_errors=True)
         raise BrokerError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
-    out = (workdir / "broker.out").open("wb")
-    proc = subprocess.Popen(
-        [*jvm, "kafka.Kafka", str(props)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+    proc = launch([*jvm, "kafka.Kafka", str(props)], output=workdir / "broker.out")
+    broker = LocalKafka(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        process=proc,
+        workdir=workdir,
+        log_path=log_path,
+        kept_log=cache_dir() / "kafka-broker-last.log",
     )
-    broker = LocalKafka(f"127.0.0.1:{port}", workdir, proc, log_path)
-    try:
-        wait_until_ready(broker.bootstrap_servers, timeout_s=start_timeout_s, process=proc)
-    except BrokerError as exc:
-        tail = broker.log_tail()
-        broker.stop(keep_data=True)
-        raise BrokerError(f"{exc}\n--- broker log tail ({log_path}) ---\n{tail}") from None
-    except BaseException:  # interrupted while starting (SIGTERM, ^C): leave no JVM and no data behind
-        broker.stop()
-        raise
+    started(  # a broker that never answered keeps its data folder for a look; an interrupted one does not
+        broker,
+        lambda: wait_until_ready(broker.bootstrap_servers, timeout_s=start_timeout_s, process=proc),
+        BrokerError,
+        keep_data_on_failure=True,
+    )
     log.info("local Kafka broker ready at %s (log: %s)", broker.bootstrap_servers, log_path)
     return broker
 
@@ -243,19 +210,21 @@ def wait_until_ready(
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise BrokerError(f"the Kafka broker exited with code {process.returncode} while starting")
+
+    def probe() -> str | None:
         try:
-            md = admin.list_topics(timeout=2)
-            if md.brokers:
-                return
+            return None if admin.list_topics(timeout=2).brokers else "no broker in the metadata"
         except Exception as exc:  # noqa: BLE001 - librdkafka raises KafkaException while the broker boots
-            last = exc
-        time.sleep(0.3)
-    raise BrokerError(f"the Kafka broker at {bootstrap} did not answer within {timeout_s:.0f}s ({last})")
+            return str(exc)
+
+    poll_until_ready(
+        probe,
+        process=process,
+        timeout_s=timeout_s,
+        interval_s=0.3,
+        error=BrokerError,
+        what=f"the Kafka broker at {bootstrap}",
+    )
 
 
 def _docker_available() -> bool:
@@ -294,7 +263,7 @@ def kafka_cluster() -> Iterator[str]:
 def create_topics(bootstrap: str, names: list[str], *, partitions: int = 3, timeout_s: float = 30.0) -> None:
     """Create topics (idempotent: existing ones are fine) and wait until their leaders are known."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import httpx
 
+from connector.devkafka.jvm import end_process
+
 
 class SandboxProcess:
     """A running sandbox: ``url``, ``api_key``, and the ``/__sandbox`` control API as methods."""
@@ -75,10 +77,4 @@ class SandboxProcess:
 
     def stop(self) -> None:
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        end_process(self.proc, grace_s=10)

@@ -59,7 +59,7 @@ from connector.observability.metrics import Metrics
 from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit, OffsetTracker, PartitionOffsets
-from connector.types import OutcomeKind, RouteResult, SourceRecord
+from connector.types import Clock, OutcomeKind, RouteResult, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,8 @@ class Engine:
     :param dead_letters: writes undeliverable records to their DLQ and waits for the acknowledgement.
     :param dlq_topic: source topic → its dead-letter topic.
     :param route_backoff: delays between routing retries while the Schema Registry is unavailable.
+    :param clock: wall clock, compared with record timestamps (delivery lag) and written to DLQ headers.
+    :param monotonic: interval clock (when an unconfirmed commit is due again); the event loop's in tests.
     """
 
     def __init__(
@@ -131,7 +133,8 @@ class Engine:
         metrics: Metrics,
         route_backoff: Backoff,
         health: HealthState | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self._s = settings
         self._router = router
@@ -142,6 +145,7 @@ class Engine:
         self._route_backoff = route_backoff
         self._health = health
         self._clock = clock
+        self._monotonic = monotonic
         self._source: SourceControl | None = None
         self._tracker = OffsetTracker()
         self._parts: dict[TP, _Partition] = {}
@@ -539,7 +543,7 @@ class Engine:
         them instead of delivering them twice.
         """
         todo: dict[TP, Commit] = {}
-        now = time.monotonic()
+        now = self._monotonic()
         for tp, part in self._parts.items():
             c = part.offsets.commit()
             if c is None:

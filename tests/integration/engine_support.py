@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import confluent_kafka
 import httpx
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -27,6 +28,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from connector import samples
 from connector.config import ConnectorConfig, load_config
 from connector.devkafka.broker import create_topics
+from connector.source.kafka import to_source_record
+from connector.source.protocols import KafkaMessage
 from connector.types import SourceRecord
 from tests.support import REPO, SandboxProcess, connector_env
 from tests.support import wait_for as wait_until  # noqa: F401  (re-exported for the tests)
@@ -151,6 +154,16 @@ def produce_raw(
     assert p.flush(30) == 0
 
 
+def consumed_record(msg: confluent_kafka.Message) -> SourceRecord:
+    """A message a consumer returned, read the way the connector reads it (``to_source_record``).
+
+    The cast is a narrowing: confluent-kafka's stub types ``Message.headers()`` for messages built to produce
+    too (a dict, or str values); a consumed message's headers are always a list of ``(str, bytes | None)``,
+    which is what :class:`KafkaMessage` says.
+    """
+    return to_source_record(cast(KafkaMessage, msg))
+
+
 @dataclass
 class Message:
     topic: str
@@ -159,7 +172,13 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
-    timestamp_ms: int
+    timestamp_ms: int | None
+
+    @classmethod
+    def of(cls, msg: confluent_kafka.Message) -> Message:
+        """A consumed confluent-kafka message (:func:`consumed_record`)."""
+        r = consumed_record(msg)
+        return cls(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers), r.timestamp_ms)
 
     @property
     def record_id(self) -> str:
@@ -198,22 +217,12 @@ def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30) -> list[Messa
             for m in c.consume(500, 0.5):
                 if m.error():
                     continue
-                p = m.partition()
-                if m.offset() >= ends[p][1]:
+                msg = Message.of(m)
+                if msg.offset >= ends[msg.partition][1]:
                     continue
-                out.append(
-                    Message(
-                        m.topic(),
-                        p,
-                        m.offset(),
-                        m.key(),
-                        m.value(),
-                        {k: (v or b"") for k, v in (m.headers() or [])},
-                        m.timestamp()[1],
-                    )
-                )
-                if m.offset() + 1 >= ends[p][1]:
-                    remaining.discard(p)
+                out.append(msg)
+                if msg.offset + 1 >= ends[msg.partition][1]:
+                    remaining.discard(msg.partition)
         assert not remaining, f"could not read {topic} to its end"
         return out
     finally:

@@ -19,6 +19,7 @@ import httpx
 import yaml
 
 from connector.devkafka.broker import free_port
+from connector.devkafka.jvm import end_process
 
 
 @dataclass
@@ -47,13 +48,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         self.http.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        end_process(self.process)
 
 
 def prometheus_binary() -> str:

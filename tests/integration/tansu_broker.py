@@ -8,7 +8,6 @@ which is exactly what the connector must cope with on brokers that drop commit m
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from connector.devkafka.broker import free_port
+from connector.devkafka.jvm import end_process
 
 
 def tansu_binary() -> Path:
@@ -65,11 +65,5 @@ class Tansu:
         raise RuntimeError(f"tansu did not answer within {start_timeout_s}s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_process(self.proc, grace_s=10)
         self._log.close()

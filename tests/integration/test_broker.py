@@ -30,8 +30,9 @@ def test_produce_and_consume_on_the_real_broker(kafka_bootstrap: str, make_topic
     try:
         for _ in range(100):
             for msg in consumer.consume(50, timeout=0.5):
-                assert msg.error() is None
-                got.append(msg.value())
+                value = msg.value()
+                assert msg.error() is None and value is not None
+                got.append(value)
             if len(got) >= 10:
                 break
     finally:

@@ -131,10 +131,11 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
             return len({"/".join(rid.split("/")[:3]) for rid in view.ok_by_call})  # call id -> record id
 
         def reach(fraction: float) -> None:
-            assert fleet is not None
+            running = fleet  # bound once: a nested function does not see the outer narrowing
+            assert running is not None
 
             def ok() -> bool:
-                fleet.assert_alive()
+                running.assert_alive()
                 return delivered_records() >= fraction * deliverable
 
             wait_until(ok, timeout_s=size.timeout_s, interval_s=1.0, what=f"{fraction:.0%} delivered")

@@ -13,12 +13,13 @@ import copy
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -29,6 +30,7 @@ from connector.config import load_config
 from connector.errors import DecodeError, RegistryUnavailableError
 from connector.rules.router import Router
 from connector.types import SourceRecord
+from tests.integration.engine_support import consumed_record
 from tests.integration.registry_proxy import RegistryProxy
 from tests.unit.avro_rules_support import SCHEMAS, SHIPPED_RULES, decoded, order, write_config
 
@@ -54,18 +56,6 @@ def consume_all(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -
         consumer.close()
     assert len(got) == count, f"consumed {len(got)} of {count} from {topic}"
     return got
-
-
-def _source(msg: Message) -> SourceRecord:
-    return SourceRecord(
-        msg.topic(),
-        msg.partition(),
-        msg.offset(),
-        msg.key(),
-        msg.value(),
-        tuple(msg.headers() or ()),
-        msg.timestamp()[1],
-    )
 
 
 def shipped_rules_for(tmp_path: Path, topics: dict[str, str]) -> Path:
@@ -139,14 +129,16 @@ def test_produce_samples_then_decode_and_route(
     for topic in (orders, signups):
         msgs = consume_all(kafka_bootstrap, topic, 40)
         for msg in msgs:
-            assert (msg.value()[0] == 0) == (topic == orders)  # framed only where configured
+            value, key = msg.value(), msg.key()
+            assert value is not None and key is not None
+            assert (value[0] == 0) == (topic == orders)  # framed only where configured
             if topic == orders:
-                assert int.from_bytes(msg.value()[1:5], "big") == registered.schema_id
-                theirs = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                assert int.from_bytes(value[1:5], "big") == registered.schema_id
+                theirs = deserialize(value, SerializationContext(topic, MessageField.VALUE))
                 assert theirs["event_id"] and theirs["customer"]
-            result = router.route(_source(msg))
+            result = router.route(consumed_record(msg))
             assert result.error is None and result.calls, result
-            assert result.ordering_key == msg.key().decode()
+            assert result.ordering_key == key.decode()
             for call in result.calls:
                 assert call.record_id.startswith(f"{topic}/{msg.partition()}/{msg.offset()}")
 
@@ -160,9 +152,18 @@ def _evolve(raw: dict[str, Any], *, old: bool) -> dict[str, Any]:
     return out
 
 
-def _serializer(client: SchemaRegistryClient, schema: dict[str, Any]) -> AvroSerializer:
+def _serializer(
+    client: SchemaRegistryClient, schema: dict[str, Any]
+) -> Callable[[dict[str, Any], SerializationContext], bytes]:
     """confluent-kafka's serializer, registering its schema under ``<topic>-value`` on first use."""
-    return AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True})
+    serialize = AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True})
+
+    def encode(record: dict[str, Any], ctx: SerializationContext) -> bytes:
+        framed = serialize(record, ctx)
+        assert framed is not None  # None only for a None record
+        return framed
+
+    return encode
 
 
 def test_schema_evolution_under_the_registrys_compatibility_rule(
@@ -202,13 +203,13 @@ def test_schema_evolution_under_the_registrys_compatibility_rule(
     assert refused_by_serializer.value.http_status_code == 409
     assert client.get_versions(subject) == [1, 2, 3]
 
-    producer = samples.Producer(samples.producer_config(config, kafka_bootstrap))
+    producer = Producer(samples.producer_config(config, kafka_bootstrap))
     for v in values:
         producer.produce(orders, key=b"cust-1", value=v)
     assert producer.flush(30) == 0
     # The connector decodes every writer version with the topic's reader schema (schemas/orders.avsc).
     router = Router.from_config(config)
-    results = [router.route(_source(m)) for m in consume_all(kafka_bootstrap, orders, 3)]
+    results = [router.route(consumed_record(m)) for m in consume_all(kafka_bootstrap, orders, 3)]
     bodies = [r.calls[0].body for r in results]
     assert all(r.error is None for r in results)
     assert bodies[1] == bodies[2]  # the newer writer's extra field is ignored

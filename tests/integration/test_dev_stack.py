@@ -17,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -191,7 +192,7 @@ def test_dev_up_then_every_readme_command_with_the_shipped_config_then_dev_down(
     assert down.returncode == 0, down.stderr
     assert not state.exists()
     for pid in [server, *parts]:
-        wait_for(lambda pid=pid: gone(pid), timeout_s=30, what=f"process {pid} to exit")
+        wait_for(partial(gone, pid), timeout_s=30, what=f"process {pid} to exit")
     assert not jvm_dirs[0].exists()
     for name in ("DEV_KAFKA_PORT", "DEV_REGISTRY_PORT", "DEV_SANDBOX_PORT"):
         import socket
@@ -229,5 +230,5 @@ def test_dev_down_while_the_stack_is_still_starting_leaves_nothing(tmp_path: Pat
         out, err = up.communicate(timeout=120)
     assert up.returncode != 0 and out == "", (out, err)  # no exports for a stack that never came up
     for pid in (server, broker):
-        wait_for(lambda pid=pid: gone(pid), timeout_s=60, what=f"process {pid} to exit")
+        wait_for(partial(gone, pid), timeout_s=60, what=f"process {pid} to exit")
     assert not data.exists() and not state.exists()

@@ -13,6 +13,7 @@ import collections
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,16 @@ def test_no_loss_under_faults_and_two_sigkills_and_per_key_order(
 
     # Two crashes at about a third and two thirds of the way.
     deliverable = sum(1 for cs in calls.values() if cs)
+
+    def past(fraction: float) -> bool:
+        return progress() >= fraction * deliverable
+
     kills: list[float] = []
     for n, fraction in enumerate((0.3, 0.65)):
         proc = ConnectorProcess(stack, name=f"connector-{n}")
         try:
             wait_until(
-                lambda fraction=fraction: progress() >= fraction * deliverable,
+                partial(past, fraction),
                 timeout_s=150,
                 what=f"{fraction:.0%} delivered",
             )

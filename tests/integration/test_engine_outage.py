@@ -29,8 +29,9 @@ from tests.support import SandboxProcess
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = 10
+MAX_BUFFERED = 200
 SCALED = {
-    "max_buffered_records": 200,
+    "max_buffered_records": MAX_BUFFERED,
     "retry": {"max_attempts": 3, "max_age_s": 2, "backoff_base_s": 0.05, "backoff_cap_s": 0.5},
     "circuit": {"failure_ratio": 0.5, "window_s": 2, "min_calls": 5, "open_s": 0.5},
 }
@@ -63,7 +64,7 @@ def test_outage_holds_the_backlog_and_delivers_everything_after(
         assert saw_open, "no circuit opened during the outage"
         assert saw_paused, "backpressure never paused the partitions"
         assert saw_lag, "consumer lag (high watermark - committed) never showed the held backlog"
-        assert proc.metric("attentive_connector_buffered_records") <= SCALED["max_buffered_records"] + 500
+        assert proc.metric("attentive_connector_buffered_records") <= MAX_BUFFERED + 500
         during = len(JournalView.of(sandbox).entries)
         sandbox.set_faults({"latency_ms": 5})
         wait_until(

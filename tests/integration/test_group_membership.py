@@ -81,7 +81,7 @@ def test_a_static_member_restarted_inside_the_session_timeout_causes_no_rebalanc
         # The group settles: stable, both members own partitions (cooperative-sticky takes two rounds).
         def settled() -> bool:
             now = assignment(kafka_bootstrap, stack.group)
-            return bool(now) and len(now) == 2 and all(now.values())
+            return now is not None and len(now) == 2 and all(now.values())
 
         wait_until(settled, timeout_s=60, what="both members owning partitions")
         wait_until(lambda: a.ready() and b.ready(), timeout_s=30, what="both ready")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -61,15 +62,7 @@ def read_n(bootstrap: str, topic: str, n: int, timeout_s: float = 30) -> list[Me
             for m in c.consume(500, 0.5):
                 if m.error():
                     continue
-                msg = Message(
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    m.key(),
-                    m.value(),
-                    {k: (v or b"") for k, v in (m.headers() or [])},
-                    m.timestamp()[1],
-                )
+                msg = Message.of(m)
                 seen[msg.record_id] = msg
         assert len(seen) == n, f"read {len(seen)} of {n} records from {topic}"
         return list(seen.values())
@@ -98,21 +91,21 @@ def test_a_broker_without_commit_metadata_is_detected_once_and_nothing_is_lost(
         ok = JournalView.of(sandbox).ok_by_call
         return sum(1 for cs in deliverable if all(ok.get(c) for c in cs))
 
+    def past(fraction: float) -> bool:
+        return done_records() >= fraction * len(deliverable)
+
+    def detected(proc: ConnectorProcess) -> bool:
+        return DETECTED in proc.log_text()
+
     procs: list[ConnectorProcess] = []
     kills: list[tuple[float, int]] = []  # (unix time, 2xx answers so far)
     try:
         for n, fraction in enumerate((0.3, 0.65)):
             proc = ConnectorProcess(stack, name=f"tansu-{n}")
             procs.append(proc)
-            wait_until(
-                lambda proc=proc: DETECTED in proc.log_text(), timeout_s=60, what="the detection log line"
-            )
+            wait_until(partial(detected, proc), timeout_s=60, what="the detection log line")
             assert proc.metric("attentive_connector_commit_metadata_stored") == 0
-            wait_until(
-                lambda fraction=fraction: done_records() >= fraction * len(deliverable),
-                timeout_s=120,
-                what=f"{fraction:.0%}",
-            )
+            wait_until(partial(past, fraction), timeout_s=120, what=f"{fraction:.0%}")
             proc.kill()
             kills.append((time.time(), len(JournalView.of(sandbox).entries)))
         final = ConnectorProcess(stack, name="tansu-final")
@@ -123,7 +116,7 @@ def test_a_broker_without_commit_metadata_is_detected_once_and_nothing_is_lost(
             interval_s=1.0,
             what="every record delivered",
         )
-        wait_until(lambda: DETECTED in final.log_text(), timeout_s=60, what="the detection log line")
+        wait_until(partial(detected, final), timeout_s=60, what="the detection log line")
         assert final.metric("attentive_connector_commit_metadata_stored") == 0
         assert final.terminate() == 0
     finally:

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Producer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
+from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
@@ -44,6 +44,7 @@ from connector.avro.encoder import Encoder
 from connector.devkafka.broker import free_port
 from tests.integration.engine_support import (
     ConnectorProcess,
+    Stack,
     make_stack,
     produce_raw,
     produce_samples,
@@ -140,7 +141,9 @@ def wait_firing(prom: PrometheusServer, name: str, timeout_s: float = 45, **labe
         )
     except AssertionError as exc:
         # Say what Prometheus saw: the rule's state and the recent values of its expression.
-        rule = next((r for g in prom.api("rules")["groups"] for r in g["rules"] if r["name"] == name), {})
+        rule: dict[str, Any] = next(
+            (r for g in prom.api("rules")["groups"] for r in g["rules"] if r["name"] == name), {}
+        )
         now = time.time()
         seen = prom.api(
             "query_range", query=rule.get("query", "vector(0)"), start=now - 60, end=now, step="2s"
@@ -354,13 +357,16 @@ def test_alerts_fire_and_clear_and_dashboard_queries_return_data(
     wait_firing(prom, "AttentiveConnectorDown")
 
 
-def _connector_with_prometheus(
+@pytest.fixture
+def scraped_connector(
     tmp_path: Path,
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     sandbox: SandboxProcess,
-    metrics_port: int,
-) -> tuple[Any, ConnectorProcess]:
+    prometheus: tuple[PrometheusServer, int],
+) -> Iterator[tuple[Stack, ConnectorProcess]]:
+    """A ready connector on one loyalty partition whose metrics port ``prometheus`` scrapes (retries that
+    never give up, so an outage holds a backlog); killed when the test ends if it still runs."""
     stack = make_stack(
         tmp_path,
         kafka_bootstrap,
@@ -372,21 +378,22 @@ def _connector_with_prometheus(
             "retry": {"max_attempts": 100_000, "max_age_s": 600, "backoff_base_s": 0.05, "backoff_cap_s": 0.5}
         },
     )
-    proc = ConnectorProcess(stack, extra_env={"METRICS_PORT": str(metrics_port)})
-    proc.wait_health_url()
-    wait_until(proc.ready, timeout_s=30, what="connector ready")
-    return stack, proc
+    proc = ConnectorProcess(stack, extra_env={"METRICS_PORT": str(prometheus[1])})
+    try:
+        proc.wait_health_url()
+        wait_until(proc.ready, timeout_s=30, what="connector ready")
+        yield stack, proc
+    finally:
+        proc.stop_quietly()
 
 
 def test_lag_alert_fires_while_a_backlog_grows_behind_an_outage(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    make_topic: Callable[..., str],
     sandbox: SandboxProcess,
     prometheus: tuple[PrometheusServer, int],
+    scraped_connector: tuple[Stack, ConnectorProcess],
 ) -> None:
-    prom, metrics_port = prometheus
-    stack, proc = _connector_with_prometheus(tmp_path, kafka_bootstrap, make_topic, sandbox, metrics_port)
+    prom, _ = prometheus
+    stack, proc = scraped_connector
     loyalty = stack.topics["loyalty"]
     try:
         sandbox.set_faults({"error_rates": {"503": 1.0}})
@@ -414,4 +421,3 @@ def test_lag_alert_fires_while_a_backlog_grows_behind_an_outage(
         assert proc.terminate() == 0
     finally:
         sandbox.set_faults({})
-        proc.stop_quietly()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from connector.pipeline.engine import Engine
 from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit
-from connector.types import Call, RouteResult, SourceRecord
+from connector.types import Call, Clock, RouteResult, SourceRecord
 
 
 class QuickBackoff:
@@ -262,8 +263,13 @@ class Rig:
     circuits: CircuitBoard
     dead_letters: DeadLetterWriter
     deliverer: CallDeliverer
+    closed: bool = False
 
     async def close(self) -> None:
+        """Drain and close every part (once: the fixture closes what the test left open)."""
+        if self.closed:
+            return
+        self.closed = True
         await self.engine.drain(0.5)
         await self.engine.close()
         await self.deliverer.aclose()
@@ -286,56 +292,90 @@ def delivery_settings(**overrides: Any) -> DeliverySettings:
     return DeliverySettings(**base)
 
 
-async def make_rig(
-    *,
-    settings: DeliverySettings | None = None,
-    sender: FakeSender | None = None,
-    auth_ok: bool = True,
-    endpoint_limits: dict[str, int] | None = None,
-) -> Rig:
-    s = settings or delivery_settings()
-    metrics = Metrics(CollectorRegistry())
-    health = HealthState()
-    sender = sender or FakeSender()
-    router = JsonRouter()
-    producer = FakeProducer()
-    source = FakeSource()
-    backoff = QuickBackoff()
-    circuits = CircuitBoard(s.circuit, metrics=metrics)
-    engine_box: list[Engine] = []
-    auth = AuthGate(
-        sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok)
-    )
-    deliverer = CallDeliverer(
-        sender,
-        policy=RetryPolicy(s.retry, backoff),
-        circuits=circuits,
-        auth=auth,
-        max_in_flight=s.max_in_flight,
-        metrics=metrics,
-        endpoint_limits=endpoint_limits,
-    )
-    dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)
-    engine = Engine(
-        settings=s,
-        router=router,
-        deliverer=deliverer,
-        dead_letters=dead_letters,
-        dlq_topic=lambda t: f"{t}.dlq",
-        metrics=metrics,
-        route_backoff=backoff,
-        health=health,
-    )
-    engine_box.append(engine)
-    engine.auth_changed(False)
-    engine.bind(source)
-    engine.start()
-    auth.start()
-    if auth_ok:
-        await asyncio.wait_for(auth.wait_ok(), 2)
-    return Rig(
-        engine, sender, router, producer, source, metrics, health, auth, circuits, dead_letters, deliverer
-    )
+def loop_clocks() -> tuple[Clock, Clock]:
+    """``(wall, monotonic)`` clocks that follow the running event loop's time, so a rig's retry budgets,
+    circuit cool-downs and commit re-sends run on the same time as its sleeps and timers: virtual time under
+    ``@pytest.mark.looptime`` (no real waiting), real time otherwise. The wall clock starts at the real one."""
+    loop = asyncio.get_running_loop()
+    offset = time.time() - loop.time()
+    return (lambda: offset + loop.time()), loop.time
+
+
+class Rigs:
+    """The ``make_rig`` fixture (tests/unit/conftest.py): builds started engines over the fakes, and closes
+    every one it built when the test ends — passed or failed, so a failing test leaves no task running."""
+
+    def __init__(self) -> None:
+        self.built: list[Rig] = []
+
+    async def __call__(
+        self,
+        *,
+        settings: DeliverySettings | None = None,
+        sender: FakeSender | None = None,
+        auth_ok: bool = True,
+        endpoint_limits: dict[str, int] | None = None,
+    ) -> Rig:
+        s = settings or delivery_settings()
+        metrics = Metrics(CollectorRegistry())
+        health = HealthState()
+        sender = sender or FakeSender()
+        router = JsonRouter()
+        producer = FakeProducer()
+        source = FakeSource()
+        backoff = QuickBackoff()
+        wall, monotonic = loop_clocks()
+        circuits = CircuitBoard(s.circuit, metrics=metrics, clock=monotonic)
+        engine_box: list[Engine] = []
+        auth = AuthGate(
+            sender.me, interval_s=s.auth_check_interval_s, on_change=lambda ok: engine_box[0].auth_changed(ok)
+        )
+        deliverer = CallDeliverer(
+            sender,
+            policy=RetryPolicy(s.retry, backoff),
+            circuits=circuits,
+            auth=auth,
+            max_in_flight=s.max_in_flight,
+            metrics=metrics,
+            endpoint_limits=endpoint_limits,
+            clock=wall,
+        )
+        dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)
+        engine = Engine(
+            settings=s,
+            router=router,
+            deliverer=deliverer,
+            dead_letters=dead_letters,
+            dlq_topic=lambda t: f"{t}.dlq",
+            metrics=metrics,
+            route_backoff=backoff,
+            health=health,
+            clock=wall,
+            monotonic=monotonic,
+        )
+        engine_box.append(engine)
+        rig = Rig(
+            engine, sender, router, producer, source, metrics, health, auth, circuits, dead_letters, deliverer
+        )
+        self.built.append(rig)  # before anything starts: closed at teardown even if start-up fails
+        engine.auth_changed(False)
+        engine.bind(source)
+        engine.start()
+        auth.start()
+        if auth_ok:
+            await asyncio.wait_for(auth.wait_ok(), 2)
+        return rig
+
+    async def close_all(self) -> None:
+        """Close every rig built, newest first; raise what failed once all were tried."""
+        errors: list[Exception] = []
+        for rig in reversed(self.built):
+            try:
+                await rig.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise ExceptionGroup("closing the engine rigs", errors)
 
 
 def rec(

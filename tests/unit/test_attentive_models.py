@@ -472,7 +472,7 @@ _props = st.dictionaries(
     max_size=4,
 )
 
-_DATA = {
+_DATA: dict[Endpoint, st.SearchStrategy[dict[str, Any]]] = {
     Endpoint.PURCHASE: st.fixed_dictionaries(
         {"items": st.lists(_item, min_size=1, max_size=2), "user": _user},
         optional={"occurredAt": _ts, "orderId": _text},
@@ -512,7 +512,7 @@ def test_build_body_output_is_always_spec_valid(endpoint: Endpoint, data: st.Dat
 # --- the fast builders (connector.attentive.bodies) answer exactly as the models do -------------------
 
 _wild = st.one_of(_scalar, st.sampled_from(["  ", " x ", "web", "MARKETING", "en-US", "text", "usd", True]))
-_DATA_FAST = {
+_DATA_FAST: dict[Endpoint, st.SearchStrategy[dict[str, Any]]] = {
     **_DATA,
     Endpoint.PURCHASE: st.fixed_dictionaries(
         {"items": st.lists(_item, min_size=0, max_size=2), "user": _user},

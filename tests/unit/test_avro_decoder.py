@@ -262,6 +262,7 @@ def test_registry_client_from_config() -> None:
     assert isinstance(client, SchemaRegistryClient)
     assert client._rest_client.max_retries == 0  # text from YAML/env became the number the client needs
     default = make_registry_client(SchemaRegistrySettings(url="http://127.0.0.1:1"))
+    assert isinstance(default, SchemaRegistryClient)
     assert default._rest_client.max_retries == 1 and default._rest_client.retries_wait_ms == 200
     assert (
         type(make_registry_client(SchemaRegistrySettings(url="mock://t"))).__name__

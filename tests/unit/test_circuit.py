@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from connector.config import CircuitSettings
 from connector.delivery.circuit import Circuit, CircuitBoard, CircuitState
 from connector.observability.metrics import Metrics
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 
 class FakeClock:
@@ -108,7 +112,9 @@ def test_success_while_open_from_an_older_call_does_not_close() -> None:
 async def test_board_waiters_are_released_when_the_probe_succeeds() -> None:
     metrics = Metrics(CollectorRegistry())
     board = CircuitBoard(
-        CircuitSettings(failure_ratio=0.5, window_s=10, min_calls=2, open_s=0.05), metrics=metrics
+        CircuitSettings(failure_ratio=0.5, window_s=10, min_calls=2, open_s=0.05),
+        metrics=metrics,
+        clock=asyncio.get_running_loop().time,  # the cool-down runs on the loop's (virtual) time
     )
     board.failure("custom_event", probe=False)
     board.failure("custom_event", probe=False)
@@ -118,8 +124,11 @@ async def test_board_waiters_are_released_when_the_probe_succeeds() -> None:
         == 1
     )
 
+    loop = asyncio.get_running_loop()
+    opened = loop.time()
     probe = await asyncio.wait_for(board.acquire("custom_event"), 1)
     assert probe is True
+    assert loop.time() - opened == pytest.approx(0.05, abs=0.002)  # the probe went after the cool-down
     waiter = asyncio.ensure_future(board.acquire("custom_event"))
     await asyncio.sleep(0.1)
     assert not waiter.done()  # waits for the probe's answer

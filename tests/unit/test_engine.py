@@ -16,16 +16,19 @@ from connector.errors import (
 )
 from connector.source.offsets import TP, Commit, decode_done
 from connector.types import RouteResult, SourceRecord
-from tests.unit.engine_fakes import FakeSender, delivery_settings, eventually, make_rig, rec, sample
+from tests.unit.engine_fakes import FakeSender, Rig, Rigs, delivery_settings, eventually, rec, sample
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 T0 = TP("orders", 0)
 
 
-async def settle(rig, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+async def settle(rig: Rig, timeout: float = 3.0) -> None:
     assert await rig.engine.wait_idle(timeout), rig.engine.stats()
 
 
-async def test_records_are_delivered_counted_and_committed() -> None:
+async def test_records_are_delivered_counted_and_committed(make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode(), timestamp_ms=1) for i in range(5)])
@@ -46,10 +49,9 @@ async def test_records_are_delivered_counted_and_committed() -> None:
     )
     assert sample(rig.metrics, rig.metrics.records_consumed, topic="orders") == 5
     await eventually(lambda: rig.source.last_commit(T0) == 5)
-    await rig.close()
 
 
-async def test_same_key_in_offset_order_other_keys_in_parallel_within_max_in_flight() -> None:
+async def test_same_key_in_offset_order_other_keys_in_parallel_within_max_in_flight(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.005)
     rig = await make_rig(settings=delivery_settings(max_in_flight=4), sender=sender)
     rig.engine.assigned([T0])
@@ -62,10 +64,9 @@ async def test_same_key_in_offset_order_other_keys_in_parallel_within_max_in_fli
         offsets = [b.offset for b in batch if b.record and b.record.key == key]
         assert [o for o in order if o in offsets] == offsets  # per key: offset order
     assert 1 < sender.max_in_flight <= 4
-    await rig.close()
 
 
-async def test_ordering_key_from_the_rule_overrides_the_kafka_key() -> None:
+async def test_ordering_key_from_the_rule_overrides_the_kafka_key(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.003)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
@@ -74,10 +75,9 @@ async def test_ordering_key_from_the_rule_overrides_the_kafka_key() -> None:
     await settle(rig)
     assert sender.delivered == [f"orders/0/{i}" for i in range(10)]
     assert sender.max_in_flight == 1
-    await rig.close()
 
 
-async def test_skipped_and_stale_records_finish_without_calls() -> None:
+async def test_skipped_and_stale_records_finish_without_calls(make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.assigned([T0])
     rig.engine.accept([rec(0, value={"skip": "no_rule"}), rec(1, value={"skip": "stale"}), rec(2)])
@@ -89,10 +89,11 @@ async def test_skipped_and_stale_records_finish_without_calls() -> None:
         == 1
     )
     assert sample(rig.metrics, rig.metrics.records_processed, topic="orders", rule="r1", outcome="stale") == 1
-    await rig.close()
 
 
-async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_records_flow() -> None:
+async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_records_flow(
+    make_rig: Rigs,
+) -> None:
     sender = FakeSender()
     sender.script["orders/0/1"] = [
         ApiPermanentError(
@@ -123,10 +124,9 @@ async def test_permanent_api_error_is_dead_lettered_with_headers_and_later_recor
     assert h["dlq.connector.version"]
     assert sample(rig.metrics, rig.metrics.dlq_records, topic="orders", reason="rejected") == 1
     await eventually(lambda: rig.source.last_commit(T0) == 4)
-    await rig.close()
 
 
-async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls() -> None:
+async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls(make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.assigned([T0])
     rig.router.errors["orders/0/0"] = DecodeError("not Avro", reason=Reason.NOT_AVRO)
@@ -140,10 +140,9 @@ async def test_routing_errors_and_decode_errors_are_dead_lettered_without_calls(
     assert by_offset[b"0"]["dlq.attempts"] == b"0"
     assert by_offset[b"1"]["dlq.error.reason"] == b"invalid_phone"
     assert sample(rig.metrics, rig.metrics.decode_errors, topic="orders", reason="not_avro") == 1
-    await rig.close()
 
 
-async def test_fan_out_failure_names_the_failing_call() -> None:
+async def test_fan_out_failure_names_the_failing_call(make_rig: Rigs) -> None:
     sender = FakeSender()
     sender.script["orders/0/0/1"] = [ApiPermanentError("422", endpoint="custom_event", status=422)]
     rig = await make_rig(sender=sender)
@@ -153,10 +152,9 @@ async def test_fan_out_failure_names_the_failing_call() -> None:
     assert sender.delivered == ["orders/0/0/0"]  # calls after the failing one are not sent
     [dl] = rig.producer.written
     assert dl["headers"]["dlq.call"] == b"orders/0/0/1"
-    await rig.close()
 
 
-async def test_unexpected_exception_from_the_router_dead_letters_the_record() -> None:
+async def test_unexpected_exception_from_the_router_dead_letters_the_record(make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.assigned([T0])
     rig.router.raise_first["orders/0/0"] = [KeyError("bug")]
@@ -164,10 +162,9 @@ async def test_unexpected_exception_from_the_router_dead_letters_the_record() ->
     await settle(rig)
     assert rig.producer.written[0]["headers"]["dlq.error.class"] == b"KeyError"
     assert rig.sender.delivered == ["orders/0/1"]
-    await rig.close()
 
 
-async def test_registry_outage_holds_the_partition_in_order_and_loses_nothing() -> None:
+async def test_registry_outage_holds_the_partition_in_order_and_loses_nothing(make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.assigned([T0, TP("orders", 1)])
     rig.router.raise_first["orders/0/1"] = [RegistryUnavailableError("registry down")] * 3
@@ -181,10 +178,11 @@ async def test_registry_outage_holds_the_partition_in_order_and_loses_nothing() 
     assert p0 == ["orders/0/0", "orders/0/1", "orders/0/2", "orders/0/3"]
     assert rig.engine.stats()["delivered"] == 5
     assert rig.producer.written == []
-    await rig.close()
 
 
-async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_recovers(caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_recovers(
+    caplog: pytest.LogCaptureFixture, make_rig: Rigs
+) -> None:
     sender = FakeSender()
     sender.script["orders/0/0"] = [ApiPermanentError("400", endpoint="custom_event", status=400)]
     rig = await make_rig(sender=sender)
@@ -200,10 +198,9 @@ async def test_dead_letter_write_failure_stalls_the_record_and_its_commit_then_r
     assert "DEAD-LETTER WRITE FAILED" in caplog.text
     assert rig.engine.stats()["dead_lettered"] == 1
     await eventually(lambda: rig.source.last_commit(T0) == 2)
-    await rig.close()
 
 
-async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged() -> None:
+async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged(make_rig: Rigs) -> None:
     sender = FakeSender()
     sender.script["orders/0/0"] = [ApiPermanentError("400", endpoint="custom_event", status=400)]
     rig = await make_rig(sender=sender)
@@ -216,20 +213,18 @@ async def test_commit_never_passes_a_record_whose_dead_letter_is_unacknowledged(
     [pos] = rig.engine.positions().values()
     assert pos.offset == 0
     assert decode_done(pos.metadata, 0) == {1, 2}  # finished above it: skipped after a restart, not redone
-    await rig.close()
 
 
-async def test_subscribe_delivery_triggers_an_early_commit() -> None:
+async def test_subscribe_delivery_triggers_an_early_commit(make_rig: Rigs) -> None:
     rig = await make_rig(settings=delivery_settings(commit_interval_s=30))
     rig.engine.assigned([T0])
     await asyncio.sleep(0.1)  # the periodic commit is 30 s away
     rig.engine.accept([rec(0, value={"endpoint": "subscribe"})])
     await settle(rig)
     await eventually(lambda: rig.source.last_commit(T0) == 1)
-    await rig.close()
 
 
-async def test_release_drains_in_flight_drops_queued_and_returns_the_safe_position() -> None:
+async def test_release_drains_in_flight_drops_queued_and_returns_the_safe_position(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.05)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0, TP("orders", 1)])
@@ -244,10 +239,11 @@ async def test_release_drains_in_flight_drops_queued_and_returns_the_safe_positi
     await settle(rig)
     assert "orders/1/0" in sender.delivered
     assert rig.engine.stats()["pending"] == 0
-    await rig.close()
 
 
-async def test_release_times_out_cancels_and_does_not_commit_past_the_abandoned_record() -> None:
+async def test_release_times_out_cancels_and_does_not_commit_past_the_abandoned_record(
+    make_rig: Rigs,
+) -> None:
     sender = FakeSender(latency_s=5)
     rig = await make_rig(settings=delivery_settings(revoke_timeout_s=0.1), sender=sender)
     rig.engine.assigned([T0])
@@ -256,10 +252,9 @@ async def test_release_times_out_cancels_and_does_not_commit_past_the_abandoned_
     positions = await rig.engine.release([T0])
     assert positions == {T0: Commit(0)}
     assert sender.in_flight == 0  # cancelled
-    await rig.close()
 
 
-async def test_lost_partitions_are_dropped_without_a_position() -> None:
+async def test_lost_partitions_are_dropped_without_a_position(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=5)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
@@ -270,10 +265,9 @@ async def test_lost_partitions_are_dropped_without_a_position() -> None:
     assert rig.engine.positions() == {}
     assert rig.engine.stats()["pending"] == 0
     assert sender.in_flight == 0
-    await rig.close()
 
 
-async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None:
+async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.05)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
@@ -289,10 +283,9 @@ async def test_drain_finishes_what_is_in_flight_and_starts_nothing_new() -> None
     assert rig.engine.stats()["pending"] == 3
     rig.engine.accept([rec(13, key=b"k5")])  # arriving after the stop: not taken
     assert rig.engine.stats()["consumed"] == 13
-    await rig.close()
 
 
-async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
+async def test_drain_timeout_leaves_unfinished_records_uncommitted(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=10)
     rig = await make_rig(sender=sender)
     rig.engine.assigned([T0])
@@ -300,20 +293,18 @@ async def test_drain_timeout_leaves_unfinished_records_uncommitted() -> None:
     await eventually(lambda: sender.in_flight == 1)
     assert not await rig.engine.drain(0.1)
     assert rig.engine.positions() == {T0: Commit(0)}
-    await rig.close()
 
 
 @pytest.mark.parametrize("count", [1, 3])
-async def test_records_for_unassigned_partitions_are_ignored(count: int) -> None:
+async def test_records_for_unassigned_partitions_are_ignored(count: int, make_rig: Rigs) -> None:
     rig = await make_rig()
     rig.engine.accept([rec(i, partition=9) for i in range(count)])
     assert rig.engine.stats()["consumed"] == 0
-    await rig.close()
 
 
-async def test_finished_records_above_the_position_are_committed_in_metadata_and_skipped_by_the_next_owner() -> (
-    None
-):
+async def test_finished_records_above_the_position_are_committed_in_metadata_and_skipped_by_the_next_owner(
+    make_rig: Rigs,
+) -> None:
     sender = FakeSender()
     sender.slow["orders/0/0"] = 5.0
     rig = await make_rig(sender=sender)
@@ -333,10 +324,11 @@ async def test_finished_records_above_the_position_are_committed_in_metadata_and
     assert rig2.sender.delivered == ["orders/0/0"]
     assert rig2.engine.stats()["consumed"] == 1
     assert rig2.engine.positions() == {T0: Commit(5)}
-    await rig2.close()
 
 
-async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_the_partition() -> None:
+async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_the_partition(
+    make_rig: Rigs,
+) -> None:
     """The first record of a new schema id costs an HTTP call to the registry: it must not block the loop."""
     import threading
 
@@ -366,4 +358,3 @@ async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_t
     assert rig.sender.delivered == ["orders/0/0", "orders/0/1"]
     assert fetched_on and loop_thread not in fetched_on
     assert rig.engine.stats()["dead_lettered"] == 0
-    await rig.close()

@@ -17,14 +17,19 @@ import pytest
 
 from connector.errors import ApiPermanentError
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import FakeSender, delivery_settings, make_rig, rec
+from tests.unit.engine_fakes import FakeSender, Rigs, delivery_settings, rec
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 PARTS = [TP("orders", 0), TP("orders", 1), TP("signups", 0)]
 
 
 @pytest.mark.parametrize("seed", range(12))
 async def test_accounting_holds_under_any_order_of_operations(
-    seed: int, caplog: pytest.LogCaptureFixture
+    seed: int,
+    caplog: pytest.LogCaptureFixture,
+    make_rig: Rigs,
 ) -> None:
     rng = random.Random(seed)
     sender = FakeSender(latency_s=0.002)
@@ -83,4 +88,3 @@ async def test_accounting_holds_under_any_order_of_operations(
     assert stats["consumed"] == consumed
     assert stats["pending"] == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "lane worker" in r.getMessage()]
-    await rig.close()

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import FakeSender, auth_error, eventually, make_rig, rec
+from tests.unit.engine_fakes import FakeSender, Rigs, auth_error, eventually, rec
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 T0 = TP("orders", 0)
 
 
-async def test_the_connector_starts_paused_and_not_ready_until_the_key_is_accepted() -> None:
+async def test_the_connector_starts_paused_and_not_ready_until_the_key_is_accepted(make_rig: Rigs) -> None:
     sender = FakeSender(me_error=auth_error())
     rig = await make_rig(sender=sender, auth_ok=False)
     await eventually(lambda: "auth" in rig.source.paused and sender.me_calls >= 2)
@@ -22,10 +27,9 @@ async def test_the_connector_starts_paused_and_not_ready_until_the_key_is_accept
     await asyncio.sleep(0)
     assert "auth" not in rig.source.paused
     assert rig.health.auth_ok is True
-    await rig.close()
 
 
-async def test_a_401_pauses_holds_the_records_and_resumes_when_the_key_works_again() -> None:
+async def test_a_401_pauses_holds_the_records_and_resumes_when_the_key_works_again(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.002)
     refused = True
     sender.default = lambda call: auth_error() if refused else None
@@ -51,10 +55,9 @@ async def test_a_401_pauses_holds_the_records_and_resumes_when_the_key_works_aga
     assert rig.producer.written == []
     assert rig.health.auth_ok is True
     assert "auth" not in rig.source.paused
-    await rig.close()
 
 
-async def test_an_unreachable_me_endpoint_keeps_the_gate_closed() -> None:
+async def test_an_unreachable_me_endpoint_keeps_the_gate_closed(make_rig: Rigs) -> None:
     from connector.errors import NetworkError
 
     sender = FakeSender(me_error=NetworkError("connection refused", endpoint="me"))
@@ -62,4 +65,3 @@ async def test_an_unreachable_me_endpoint_keeps_the_gate_closed() -> None:
     await eventually(lambda: rig.auth.checks >= 2)
     assert not rig.auth.ok
     assert rig.auth.checks >= 2
-    await rig.close()

@@ -9,7 +9,10 @@ import pytest
 
 from connector.delivery.backpressure import BufferBudget, FairShares
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import FakeSender, delivery_settings, make_rig, rec
+from tests.unit.engine_fakes import FakeSender, Rigs, delivery_settings, rec
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 T0 = TP("orders", 0)
 
@@ -37,7 +40,7 @@ def test_budget_rejects_silly_bounds() -> None:
         BufferBudget(0, 10_000)
 
 
-async def test_engine_counts_what_it_holds_and_reports_it_once_per_loop_turn() -> None:
+async def test_engine_counts_what_it_holds_and_reports_it_once_per_loop_turn(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.01)
     rig = await make_rig(settings=delivery_settings(max_buffered_records=10, max_in_flight=2), sender=sender)
     rig.engine.assigned([T0])
@@ -50,7 +53,6 @@ async def test_engine_counts_what_it_holds_and_reports_it_once_per_loop_turn() -
     assert rig.engine.buffer.room()[0] == 10
     await asyncio.sleep(0)
     assert rig.metrics.registry.get_sample_value("attentive_connector_buffered_records") == 0
-    await rig.close()
 
 
 def test_fair_shares_throttle_only_partitions_over_their_share_once_the_pool_is_spent() -> None:
@@ -89,7 +91,7 @@ def test_fair_shares_count_bytes_too() -> None:
     assert s.throttled() == {a}  # b is under its byte share: it keeps consuming
 
 
-async def test_a_busy_topic_cannot_starve_a_slow_one() -> None:
+async def test_a_busy_topic_cannot_starve_a_slow_one(make_rig: Rigs) -> None:
     """A backlog on three topics, fetched busiest first: the signups partition still gets its share."""
     orders, loyalty, signups = TP("orders", 0), TP("loyalty", 0), TP("signups", 0)
     sender = FakeSender(latency_s=0.02)
@@ -121,4 +123,3 @@ async def test_a_busy_topic_cannot_starve_a_slow_one() -> None:
     assert all(signups not in t for t in rig.source.throttle_log[:1])
     await asyncio.wait_for(rig.engine.wait_idle(5), 6)
     assert rig.source.throttled == frozenset()  # drained: nothing throttled any more
-    await rig.close()

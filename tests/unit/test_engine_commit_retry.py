@@ -10,24 +10,23 @@ broker kill -9 and restart. Fixed: an unconfirmed commit is sent again after ``c
 
 from __future__ import annotations
 
-import asyncio
+import pytest
 
 from connector.source.offsets import TP
-from tests.unit.engine_fakes import make_rig, rec
+from tests.unit.engine_fakes import Rigs, eventually, rec
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 T0 = TP("orders", 0)
 
 
-async def test_an_unconfirmed_commit_is_sent_again() -> None:
+async def test_an_unconfirmed_commit_is_sent_again(make_rig: Rigs) -> None:
     rig = await make_rig()  # commit_interval_s 0.05
     rig.engine.assigned([T0])
     rig.engine.accept([rec(i, key=f"k{i}".encode(), timestamp_ms=1) for i in range(5)])
     assert await rig.engine.wait_idle(3.0)
     # The fake source never calls engine.committed(): every commit "failed", as during a broker outage.
-    for _ in range(100):
-        if sum(1 for c in rig.source.commits if c.get(T0) == 5) >= 2:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: [c.get(T0) for c in rig.source.commits].count(5) >= 2)
     sent = [c[T0] for c in rig.source.commits if T0 in c]
-    await rig.close()
     assert sent.count(5) >= 2, f"commits of orders/0 sent while unconfirmed: {sent}"

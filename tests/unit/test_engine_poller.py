@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -219,26 +221,56 @@ P0, P1 = TopicPartition("orders", 0), TopicPartition("orders", 1)
 T0, T1 = TP("orders", 0), TP("orders", 1)
 
 
-def make_poller(consumer: FakeConsumer, link: FakeLink, **kw: Any) -> tuple[Poller, Metrics, HealthState]:
-    metrics = Metrics(CollectorRegistry())
-    health = HealthState()
-    kw.setdefault("topics", ["orders"])
-    kw.setdefault("settings", PollSettings(timeout_s=0.01, revoke_timeout_s=0.5, metadata_timeout_s=1))
+class Pollers:
+    """The ``make_poller`` fixture: ``make_poller(consumer, link, **kw) -> (poller, metrics, health)`` builds a
+    poller (not started) over the fake consumer; every one still running when the test ends is stopped."""
 
-    def factory(conf: dict[str, Any]) -> FakeConsumer:
-        consumer.conf = conf
-        return consumer
+    def __init__(self) -> None:
+        self.built: list[Poller] = []
 
-    poller = Poller(
-        factory,
-        {"group.id": "g"},
-        link=link,
-        loop=asyncio.get_running_loop(),
-        metrics=metrics,
-        health=health,
-        **kw,
-    )
-    return poller, metrics, health
+    def __call__(
+        self, consumer: FakeConsumer, link: FakeLink, **kw: Any
+    ) -> tuple[Poller, Metrics, HealthState]:
+        metrics = Metrics(CollectorRegistry())
+        health = HealthState()
+        kw.setdefault("topics", ["orders"])
+        kw.setdefault("settings", PollSettings(timeout_s=0.01, revoke_timeout_s=0.5, metadata_timeout_s=1))
+
+        def factory(conf: dict[str, Any]) -> FakeConsumer:
+            consumer.conf = conf
+            return consumer
+
+        poller = Poller(
+            factory,
+            {"group.id": "g"},
+            link=link,
+            loop=asyncio.get_running_loop(),
+            metrics=metrics,
+            health=health,
+            **kw,
+        )
+        self.built.append(poller)
+        return poller, metrics, health
+
+
+async def stop_pollers(pollers: list[Poller]) -> None:
+    """Stop every started poller whose thread still runs and wait for it (a test that failed half-way)."""
+    for poller in pollers:
+        if poller._thread.ident is None:
+            continue  # never started
+        if not poller.done:
+            poller.stop()
+        with contextlib.suppress(Exception):  # what ended the thread was the test's business
+            await asyncio.wait_for(poller.wait(), 5)
+
+
+@pytest.fixture
+async def make_poller() -> AsyncIterator[Pollers]:
+    pollers = Pollers()
+    try:
+        yield pollers
+    finally:
+        await stop_pollers(pollers.built)
 
 
 async def eventually(pred: Any, timeout: float = 3.0) -> None:
@@ -248,7 +280,9 @@ async def eventually(pred: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_assignment_with_commit_metadata_then_records_then_pause_and_resume() -> None:
+async def test_assignment_with_commit_metadata_then_records_then_pause_and_resume(
+    make_poller: Pollers,
+) -> None:
     consumer = FakeConsumer(
         [("assign", [P0, P1]), [FakeMessage("orders", 0, 5), FakeMessage("orders", 1, 0)]],
         committed_meta={("orders", 0): (5, encode_done(5, [7, 8]))},
@@ -280,7 +314,7 @@ async def test_assignment_with_commit_metadata_then_records_then_pause_and_resum
     await poller.wait()
 
 
-async def test_partitions_assigned_while_paused_are_paused_at_once() -> None:
+async def test_partitions_assigned_while_paused_are_paused_at_once(make_poller: Pollers) -> None:
     consumer = FakeConsumer([("assign", [P0])])
     link = FakeLink()
     poller, _, _ = make_poller(consumer, link)
@@ -292,7 +326,9 @@ async def test_partitions_assigned_while_paused_are_paused_at_once() -> None:
     await poller.wait()
 
 
-async def test_revoke_releases_then_commits_synchronously_with_metadata_then_unassigns() -> None:
+async def test_revoke_releases_then_commits_synchronously_with_metadata_then_unassigns(
+    make_poller: Pollers,
+) -> None:
     consumer = FakeConsumer([("assign", [P0, P1]), ("revoke", [P0])])
     link = FakeLink()
     meta = encode_done(10, [12])
@@ -310,7 +346,7 @@ async def test_revoke_releases_then_commits_synchronously_with_metadata_then_una
     await poller.wait()
 
 
-async def test_a_release_that_times_out_commits_nothing() -> None:
+async def test_a_release_that_times_out_commits_nothing(make_poller: Pollers) -> None:
     consumer = FakeConsumer([("assign", [P0]), ("revoke", [P0])])
     link = FakeLink()
     link.release_result = {T0: Commit(10)}
@@ -325,7 +361,7 @@ async def test_a_release_that_times_out_commits_nothing() -> None:
     await poller.wait()
 
 
-async def test_lost_partitions_are_dropped_without_a_commit() -> None:
+async def test_lost_partitions_are_dropped_without_a_commit(make_poller: Pollers) -> None:
     consumer = FakeConsumer([("assign", [P0]), ("lost", [P0])])
     link = FakeLink()
     poller, metrics, health = make_poller(consumer, link)
@@ -339,7 +375,9 @@ async def test_lost_partitions_are_dropped_without_a_commit() -> None:
     await poller.wait()
 
 
-async def test_async_commits_only_for_owned_partitions_and_stop_commits_synchronously_once() -> None:
+async def test_async_commits_only_for_owned_partitions_and_stop_commits_synchronously_once(
+    make_poller: Pollers,
+) -> None:
     consumer = FakeConsumer([("assign", [P0])])
     link = FakeLink()
     link.release_result = {T0: Commit(7)}
@@ -368,7 +406,7 @@ class FixedRoom:
         return self.records, self.max_bytes
 
 
-async def test_each_poll_fetches_no_more_than_the_engine_can_take() -> None:
+async def test_each_poll_fetches_no_more_than_the_engine_can_take(make_poller: Pollers) -> None:
     msgs = [FakeMessage("orders", 0, i) for i in range(100)]
     consumer = FakeConsumer([("assign", [P0]), msgs])
     link = FakeLink()
@@ -390,7 +428,7 @@ async def test_each_poll_fetches_no_more_than_the_engine_can_take() -> None:
     await poller.wait()
 
 
-async def test_a_fatal_consumer_error_ends_the_thread_with_the_error() -> None:
+async def test_a_fatal_consumer_error_ends_the_thread_with_the_error(make_poller: Pollers) -> None:
     consumer = FakeConsumer(
         [("assign", [P0]), [FakeMessage("orders", 0, 0, err=FakeError(KafkaError._FATAL, fatal=True))]]
     )
@@ -402,7 +440,9 @@ async def test_a_fatal_consumer_error_ends_the_thread_with_the_error() -> None:
     assert consumer.closed
 
 
-async def test_non_fatal_errors_are_logged_and_polling_continues(caplog: pytest.LogCaptureFixture) -> None:
+async def test_non_fatal_errors_are_logged_and_polling_continues(
+    caplog: pytest.LogCaptureFixture, make_poller: Pollers
+) -> None:
     consumer = FakeConsumer(
         [
             ("assign", [P0]),
@@ -420,7 +460,9 @@ async def test_non_fatal_errors_are_logged_and_polling_continues(caplog: pytest.
     await poller.wait()
 
 
-async def test_replay_mode_reads_from_the_committed_offsets_to_the_end_seen_at_start() -> None:
+async def test_replay_mode_reads_from_the_committed_offsets_to_the_end_seen_at_start(
+    make_poller: Pollers,
+) -> None:
     consumer = FakeConsumer(
         [[FakeMessage("orders.dlq", 0, 3), FakeMessage("orders.dlq", 0, 4), FakeMessage("orders.dlq", 0, 5)]],
         committed_meta={("orders.dlq", 0): (3, "")},
@@ -437,7 +479,7 @@ async def test_replay_mode_reads_from_the_committed_offsets_to_the_end_seen_at_s
     await poller.wait()
 
 
-async def test_replay_mode_without_the_topic_fails_clearly() -> None:
+async def test_replay_mode_without_the_topic_fails_clearly(make_poller: Pollers) -> None:
     consumer = FakeConsumer([])
     poller, _, _ = make_poller(consumer, FakeLink(), topics=None, fixed_topic="nope.dlq")
     poller.start()
@@ -456,7 +498,7 @@ def test_poller_needs_exactly_one_source() -> None:
         )
 
 
-async def test_consumer_lag_comes_from_the_client_statistics() -> None:
+async def test_consumer_lag_comes_from_the_client_statistics(make_poller: Pollers) -> None:
     import json
 
     consumer = FakeConsumer([("assign", [P0, P1])])
@@ -495,7 +537,7 @@ async def test_consumer_lag_comes_from_the_client_statistics() -> None:
     await poller.wait()
 
 
-async def test_throttle_pauses_only_the_partitions_over_their_share() -> None:
+async def test_throttle_pauses_only_the_partitions_over_their_share(make_poller: Pollers) -> None:
     consumer = FakeConsumer([("assign", [P0, P1])])
     link = FakeLink()
     poller, metrics, _ = make_poller(consumer, link)
@@ -545,7 +587,9 @@ class CallbackConsumer(FakeConsumer):
 
 @pytest.mark.parametrize("keeps", [True, False])
 async def test_a_broker_that_drops_commit_metadata_is_detected_once(
-    keeps: bool, caplog: pytest.LogCaptureFixture
+    keeps: bool,
+    caplog: pytest.LogCaptureFixture,
+    make_poller: Pollers,
 ) -> None:
     consumer = CallbackConsumer([("assign", [P0])], keeps_metadata=keeps)
     link = FakeLink()
@@ -565,7 +609,9 @@ async def test_a_broker_that_drops_commit_metadata_is_detected_once(
     await poller.wait()
 
 
-async def test_the_lag_of_a_paused_partition_is_read_from_the_broker_not_frozen_statistics() -> None:
+async def test_the_lag_of_a_paused_partition_is_read_from_the_broker_not_frozen_statistics(
+    make_poller: Pollers,
+) -> None:
     """A paused partition is not fetched: librdkafka's statistics keep its old high watermark. During an
     outage (everything held back) the lag must keep growing, so it is read from the broker instead."""
     import json
@@ -600,7 +646,7 @@ async def test_the_lag_of_a_paused_partition_is_read_from_the_broker_not_frozen_
     await poller.wait()
 
 
-async def test_a_partition_paused_in_an_earlier_assignment_comes_back_resumed() -> None:
+async def test_a_partition_paused_in_an_earlier_assignment_comes_back_resumed(make_poller: Pollers) -> None:
     """librdkafka keeps a partition's pause flag across revoke and re-assignment (the fake does too): a
     partition held back when it was revoked must not come back silently paused (the stall the chaos test saw
     after a scale-down)."""

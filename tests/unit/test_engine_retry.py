@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from connector.config import CircuitSettings, RetrySettings
 from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
 from connector.errors import (
@@ -17,12 +19,15 @@ from tests.unit.engine_fakes import (
     FakeSender,
     PacedSender,
     QuickBackoff,
+    Rigs,
     delivery_settings,
     eventually,
-    make_rig,
     rec,
     sample,
 )
+
+# Virtual time (looptime): sleeps, timeouts, backoff and circuit cool-downs take no real time.
+pytestmark = pytest.mark.looptime
 
 T0 = TP("orders", 0)
 
@@ -114,7 +119,9 @@ def test_unexpected_exceptions_are_strikes() -> None:
     assert d.verdict is Verdict.DEAD_LETTER and d.reason == "internal_error"  # a bug, not a ConnectorError
 
 
-async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered_after_max_attempts() -> None:
+async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered_after_max_attempts(
+    make_rig: Rigs,
+) -> None:
     sender = FakeSender()
     sender.default = lambda call: err503() if call.record_id == "orders/0/3" else None
     rig = await make_rig(sender=sender)
@@ -128,10 +135,11 @@ async def test_one_record_failing_while_the_endpoint_is_healthy_is_dead_lettered
     assert dl["headers"]["dlq.attempts"] == b"3"
     assert dl["headers"]["dlq.http.status"] == b"503"
     assert sample(rig.metrics, rig.metrics.api_retries, endpoint="custom_event", reason="server_error") == 2
-    await rig.close()
 
 
-async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_recovery() -> None:
+async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_recovery(
+    make_rig: Rigs,
+) -> None:
     sender = FakeSender(latency_s=0.001)
     outage = True
     sender.default = lambda call: err503() if outage else None
@@ -148,20 +156,20 @@ async def test_an_outage_opens_the_circuit_holds_everything_and_delivers_after_r
     assert rig.circuits.open_endpoints() == ["custom_event"]
     assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 1
     assert rig.engine.stats()["dead_lettered"] == 0
-    # While open, only probes reach the endpoint (about one per open_s), not 30 records' retries.
+    # While open, only probes reach the endpoint (one per open_s: 6 in 0.3 s of virtual time, +1 for where
+    # the interval starts), not 30 records' retries.
     before = len(sender.sent)
     await asyncio.sleep(0.3)
-    assert len(sender.sent) - before <= 12
+    assert len(sender.sent) - before <= 7
     outage = False
     await asyncio.wait_for(rig.engine.wait_idle(5), 6)
     assert rig.engine.stats()["delivered"] == 30
     assert rig.engine.stats()["dead_lettered"] == 0
     assert rig.producer.written == []
     assert sample(rig.metrics, rig.metrics.circuit_open, endpoint="custom_event") == 0
-    await rig.close()
 
 
-async def test_in_flight_bound_counts_requests_not_waiting_retries() -> None:
+async def test_in_flight_bound_counts_requests_not_waiting_retries(make_rig: Rigs) -> None:
     sender = FakeSender(latency_s=0.01)
     flaky = {f"orders/0/{i}" for i in range(0, 40, 2)}
     sender.script = {
@@ -173,10 +181,9 @@ async def test_in_flight_bound_counts_requests_not_waiting_retries() -> None:
     await asyncio.wait_for(rig.engine.wait_idle(5), 6)
     assert sender.max_in_flight <= 5
     assert rig.engine.stats()["delivered"] == 40
-    await rig.close()
 
 
-async def test_a_slow_endpoint_cannot_take_every_request_slot() -> None:
+async def test_a_slow_endpoint_cannot_take_every_request_slot(make_rig: Rigs) -> None:
     from connector.attentive.endpoints import Endpoint
     from connector.types import Call
 
@@ -196,10 +203,9 @@ async def test_a_slow_endpoint_cannot_take_every_request_slot() -> None:
     await deliverer.deliver(Call(Endpoint.CUSTOM_EVENT, {}, "c0", "r"))
     assert asyncio.get_running_loop().time() - t0 < 0.1  # not queued behind the slow subscribes
     await asyncio.gather(*subs)
-    await rig.close()
 
 
-async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
+async def test_rate_limit_waits_happen_without_holding_a_request_slot(make_rig: Rigs) -> None:
     from connector.attentive.endpoints import Endpoint
     from connector.types import Call
 
@@ -221,10 +227,9 @@ async def test_rate_limit_waits_happen_without_holding_a_request_slot() -> None:
     assert not held.done()
     await asyncio.wait_for(held, 1)
     assert sender.delivered == ["c0", "s0"]
-    await rig.close()
 
 
-async def test_calls_racing_for_a_limiter_turn_do_not_wait_for_it_holding_a_slot() -> None:
+async def test_calls_racing_for_a_limiter_turn_do_not_wait_for_it_holding_a_slot(make_rig: Rigs) -> None:
     from connector.attentive.endpoints import Endpoint
     from connector.types import Call
 
@@ -247,10 +252,9 @@ async def test_calls_racing_for_a_limiter_turn_do_not_wait_for_it_holding_a_slot
     assert sorted(sender.delivered) == sorted(
         ["busy", *(f"s{i}" for i in range(5)), *(f"c{i}" for i in range(5))]
     )
-    await rig.close()
 
 
-async def test_limiter_waits_keep_the_per_endpoint_cap() -> None:
+async def test_limiter_waits_keep_the_per_endpoint_cap(make_rig: Rigs) -> None:
     from connector.attentive.endpoints import Endpoint
     from connector.types import Call
 
@@ -263,10 +267,9 @@ async def test_limiter_waits_keep_the_per_endpoint_cap() -> None:
     assert sender.max_in_flight <= 2
     assert sender.limiter_waits == []
     assert len(sender.delivered) == 12
-    await rig.close()
 
 
-async def test_waiting_calls_cost_one_look_at_the_limiter_each_not_one_per_turn() -> None:
+async def test_waiting_calls_cost_one_look_at_the_limiter_each_not_one_per_turn(make_rig: Rigs) -> None:
     """One pump per endpoint: 200 calls queued behind a paced endpoint are let go in FIFO order, and the
     limiter is asked for exactly one turn per call (a herd of callers each polling it would ask ~200 times
     per turn)."""
@@ -287,4 +290,3 @@ async def test_waiting_calls_cost_one_look_at_the_limiter_each_not_one_per_turn(
     assert sender.delivered == [f"c{i}" for i in range(200)]  # FIFO
     assert sender.limiter_waits == []
     assert looks["n"] == 200
-    await rig.close()

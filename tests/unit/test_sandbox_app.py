@@ -333,6 +333,7 @@ async def test_reset(make: Factory) -> None:
     assert r.status == 202  # the window was reset too
     assert (await r.json())["subscriptionResponses"][0]["subscriptionCreationStatus"] == "NEWLY_CREATED"
     assert (await (await c.get("/__sandbox/faults")).json())["latency_ms"] == 0
+    assert isinstance(c.server, TestServer)
     assert c.server.app[SANDBOX_KEY].journal.total == 1
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -83,23 +84,41 @@ def test_bad_flags(argv: tuple[str, ...], fragment: str, monkeypatch: pytest.Mon
         settings_from_args(parse(*argv))
 
 
-def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--api-key", KEY, *flags],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("sandbox listening on http://127.0.0.1:"), line + (
-        proc.stderr.read() if proc.stderr else ""
-    )
-    return proc, line.split(" on ", 1)[1].strip()
+StartSandbox = Callable[..., tuple[subprocess.Popen[str], str]]
 
 
-def test_subprocess_serves_and_stops_cleanly_on_sigterm() -> None:
+@pytest.fixture
+def start() -> Iterator[StartSandbox]:
+    """``start(*flags) -> (process, url)``: ``attentive-connector sandbox`` on a free port, once it says where it
+    listens; every process still running when the test ends is killed."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def _start(*flags: str) -> tuple[subprocess.Popen[str], str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--api-key", KEY, *flags],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("sandbox listening on http://127.0.0.1:"), line + (
+            proc.stderr.read() if proc.stderr else ""
+        )
+        return proc, line.split(" on ", 1)[1].strip()
+
+    try:
+        yield _start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+
+
+def test_subprocess_serves_and_stops_cleanly_on_sigterm(start: StartSandbox) -> None:
     proc, url = start("--rate-limit", "custom_event=2", "--error-rate", "500=0", "--seed", "1")
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from confluent_kafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +27,7 @@ from connector.source.flow import Hold, HoldReason, Holds
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit
 from connector.source.poller import Poller, PollSettings
-from tests.unit.test_engine_poller import FakeMessage, eventually
+from tests.unit.test_engine_poller import FakeMessage, eventually, stop_pollers
 
 T0, T1 = TP("signups", 0), TP("signups", 1)
 
@@ -50,6 +53,23 @@ class LogConsumer:
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         pass
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def assign(self, partitions: list[TopicPartition]) -> None:  # replay mode: start where told
+        for p in partitions:
+            self.pos[TP(p.topic, p.partition)] = max(p.offset, 0)
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition) for tp in self.logs]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(p.topic, p.partition, self.pos[TP(p.topic, p.partition)]) for p in partitions]
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        parts = [tp.partition for tp in self.logs if tp.topic == topic]
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=dict.fromkeys(parts))})
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
         return [TopicPartition(p.topic, p.partition, -1001) for p in partitions]
@@ -137,19 +157,34 @@ class SlowEngine:
         pass
 
 
-def start_poller(consumer: LogConsumer, engine: SlowEngine, batch_size: int = 50) -> Poller:
-    poller = Poller(
-        lambda conf: consumer,
-        {"group.id": "g"},
-        link=engine,
-        loop=asyncio.get_running_loop(),
-        topics=["signups"],
-        settings=PollSettings(batch_size=batch_size, timeout_s=0.005),
-        metrics=Metrics(CollectorRegistry()),
-        room=engine.buffer,
-    )
-    poller.start()
-    return poller
+StartPoller = Callable[..., Poller]
+
+
+@pytest.fixture
+async def start_poller() -> AsyncIterator[StartPoller]:
+    """``start_poller(consumer, engine, batch_size=50) -> Poller``: a started poll thread over the fake
+    consumer, bounded by the engine's buffer; every one still running when the test ends is stopped."""
+    started: list[Poller] = []
+
+    def start(consumer: LogConsumer, engine: SlowEngine, batch_size: int = 50) -> Poller:
+        poller = Poller(
+            lambda conf: consumer,
+            {"group.id": "g"},
+            link=engine,
+            loop=asyncio.get_running_loop(),
+            topics=["signups"],
+            settings=PollSettings(batch_size=batch_size, timeout_s=0.005),
+            metrics=Metrics(CollectorRegistry()),
+            room=engine.buffer,
+        )
+        started.append(poller)
+        poller.start()
+        return poller
+
+    try:
+        yield start
+    finally:
+        await stop_pollers(started)
 
 
 async def drain_slowly(engine: SlowEngine, total: int, step: int) -> None:
@@ -160,7 +195,7 @@ async def drain_slowly(engine: SlowEngine, total: int, step: int) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_a_deep_backlog_drained_slowly_never_exceeds_the_bound() -> None:
+async def test_a_deep_backlog_drained_slowly_never_exceeds_the_bound(start_poller: StartPoller) -> None:
     consumer = LogConsumer({T0: 3000})
     engine = SlowEngine(max_records=200)
     poller = start_poller(consumer, engine)
@@ -171,7 +206,7 @@ async def test_a_deep_backlog_drained_slowly_never_exceeds_the_bound() -> None:
     await poller.wait()
 
 
-async def test_a_pause_that_did_not_take_is_rewound_and_the_bound_holds() -> None:
+async def test_a_pause_that_did_not_take_is_rewound_and_the_bound_holds(start_poller: StartPoller) -> None:
     """The field report: 20,000 signups waiting, max 5,000, the gauge at 19,918. librdkafka went on returning
     messages of partitions it had been told to pause (right after their assignment); the poll thread's own
     record said "paused", so the buffer-full pause was never re-sent, and each poll took one more message."""
@@ -191,7 +226,7 @@ async def test_a_pause_that_did_not_take_is_rewound_and_the_bound_holds() -> Non
     await poller.wait()
 
 
-async def test_a_held_partition_is_rewound_while_the_others_flow() -> None:
+async def test_a_held_partition_is_rewound_while_the_others_flow(start_poller: StartPoller) -> None:
     consumer = LogConsumer({T0: 500, T1: 500}, ignore_pauses=1)  # the first pause does not take
     engine = SlowEngine(max_records=10_000)
     poller = start_poller(consumer, engine)
@@ -206,7 +241,7 @@ async def test_a_held_partition_is_rewound_while_the_others_flow() -> None:
     await poller.wait()
 
 
-async def test_the_byte_bound_holds_too() -> None:
+async def test_the_byte_bound_holds_too(start_poller: StartPoller) -> None:
     consumer = LogConsumer({T0: 1000})
     size = len(b"k") + len(b"v") + len(b"h") + len(b"1")  # what a FakeMessage weighs
     engine = SlowEngine(max_records=10_000, max_bytes=40 * size)

@@ -31,7 +31,7 @@ from typing import Any
 
 from connector.config import ConnectorConfig, load_config
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "connector.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "connector.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
