@@ -694,7 +694,9 @@ class BatchWaitingConsumer(FakeConsumer):
             return [self.queue.popleft() for _ in range(min(num_messages, len(self.queue)))]
 
 
-async def test_a_record_of_a_slow_stream_is_handed_over_without_waiting_for_a_full_batch() -> None:
+async def test_a_record_of_a_slow_stream_is_handed_over_without_waiting_for_a_full_batch(
+    make_poller: Pollers,
+) -> None:
     # A poll timeout far longer than the test's wait: asking for a whole batch (as the poll once did) holds a
     # record of a slow stream for the whole timeout; it must be handed over as soon as it has arrived.
     consumer = BatchWaitingConsumer([("assign", [P0])])
