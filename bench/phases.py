@@ -27,6 +27,8 @@ from connector.attentive.endpoints import Endpoint
 from connector.config import ConnectorConfig, load_config
 from connector.devkafka.broker import free_port
 
+# The added-latency run is measured after this long at the same pace (see Run._shaped_run).
+WARMUP_S = 3.0
 PHASES = ("consume_decode", "bare_http", "naive", "e2e", "backlog", "attentive_shaped")
 
 
@@ -260,6 +262,7 @@ class Run:
         run["key_distribution"] = keys.DESCRIPTIONS[distribution]
         self.results[f"attentive_shaped{suffix}"] = run
         self._save_journal(f"shaped{suffix}-saturation", journal)
+        journal_saturation = journal
         drained = end.processed >= len(busy)
         if not drained:
             # Skip the rest of the saturation backlog: the latency phase needs an idle connector.
@@ -273,8 +276,22 @@ class Run:
             above = 0
         else:
             above = end.processed
+        # 2. added latency: records at half of every limit, produced at a steady pace — in the steady state:
+        # a warm-up at the same pace first (a connector started a moment ago is still opening connections and
+        # fetch sessions, and its limiter has not yet seen that it is alone), reported on its own.
         sb.clear()
-        # 2. added latency: records at half of every limit, produced at a steady pace.
+        warm_s = min(WARMUP_S, lat_s)
+        warm = keys.rekey(
+            self.pool,
+            bl.shaped_mix(self.pool, {e: r / 2 * warm_s for e, r in limits.items()}, seed=6, at_most=True),
+            distribution,
+            seed=9,
+        )
+        warm_produced = bl.produce_paced(self.stack.bootstrap, warm, duration_s=warm_s)
+        cp.wait_processed(above + len(warm), above=above, timeout_s=60, log=self.log)
+        above += len(warm)
+        warm_lat = list(shaped.added_latencies_ms(sb.journal(), warm_produced.timestamps).values())
+        sb.clear()
         steady = keys.rekey(
             self.pool,
             bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5, at_most=True),
@@ -310,12 +327,19 @@ class Run:
                 "sandbox": round(sb_cpu, 1),
             },
             "planned_calls": planned,
+            "saturation_per_second": shaped.per_second(journal_saturation),
             "latency_records": len(steady),
             "latency_finished": end2.processed - above,
             "latency_samples": len(lat),
             "latency_unfinished_counted": len(unfinished),
             "latency_max_ms": round(max(lat), 1) if lat else None,
             "latency_by_first_endpoint": shaped.added_latency_by_endpoint(journal, by_record),
+            "latency_warmup": {
+                "seconds": warm_s,
+                "records": len(warm),
+                "restarted_connector": not drained,
+                "p99_ms": None if (w := shaped.percentile(warm_lat, 0.99)) is None else round(w, 1),
+            },
         }
 
     def close(self) -> None:

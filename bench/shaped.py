@@ -5,7 +5,9 @@ Two measurements from the sandbox's own request journal (what Attentive would ha
 1. **Saturation.** A backlog sized so that every endpoint has about ``limit × busy_s`` requests to make
    (:func:`bench.backlog.shaped_mix`). Per endpoint: the achieved rate of 2xx answers over the window it was
    busy (first to last 2xx), and the share of its requests answered 429.
-2. **Added latency at half the limit.** Records produced at a steady rate of half each endpoint's limit.
+2. **Added latency at half the limit.** Records produced at a steady rate of half each endpoint's limit
+   (at most half for every endpoint, fan-out included), after a warm-up of a few seconds at the same pace
+   that is reported on its own (``latency_warmup``: a connector just started opens its connections then).
    For a record's first call, *added latency* = the time the sandbox received the request − the record's Kafka
    timestamp (set by the producer when it produced the record). The sandbox's simulated latency is spent
    *after* it receives a request, so it is excluded by construction; what is left is Kafka (produce → fetch)
@@ -133,4 +135,29 @@ def added_latency_by_endpoint(
             "p99_ms": None if (q := percentile(v, 0.99)) is None else round(q, 1),
         }
         for name, v in sorted(per.items())
+    }
+
+
+def per_second(journal: list[Mapping[str, Any]]) -> dict[str, str]:
+    """2xx answers per endpoint in each second from the first request ("148 149 57 …"; ``!`` marks a second
+    with a 429): where a saturation run lost time — a stall of every endpoint at once, or of one."""
+    if not journal:
+        return {}
+    t0 = min(journal_time_ms(e) for e in journal)
+    ok: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    refused: dict[str, set[int]] = collections.defaultdict(set)
+    for e in journal:
+        endpoint = BY_PATH.get(str(e["path"]))
+        if endpoint is None:
+            continue
+        second = int((journal_time_ms(e) - t0) / 1000)
+        status = int(e["status"])
+        if 200 <= status < 300:
+            ok[str(endpoint)][second] += 1
+        elif status == 429:
+            refused[str(endpoint)].add(second)
+    last = max((max(c) for c in ok.values() if c), default=0)
+    return {
+        name: " ".join(f"{c[i]}{'!' if i in refused[name] else ''}" for i in range(last + 1))
+        for name, c in sorted(ok.items())
     }
