@@ -22,7 +22,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,10 +180,12 @@ class Fleet:
         self.kills.append((time.time(), what, hit))
         self.note(what)
 
-    def start(self) -> ConnectorProcess:
+    def start(self, config_path: Path | None = None) -> ConnectorProcess:
+        """Start a replica (``config_path``: another config file for this one, e.g. a shorter session)."""
         self._n += 1
         name = f"replica-{self._n}"
-        proc = ConnectorProcess(self.stack, name=name, extra_env=self.extra_env)
+        stack = self.stack if config_path is None else replace(self.stack, config_path=config_path)
+        proc = ConnectorProcess(stack, name=name, extra_env=self.extra_env)
         proc.wait_health_url()
         self.live[name] = proc
         self.note(f"start {name} ({len(self.live)} replicas)")

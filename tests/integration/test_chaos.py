@@ -68,6 +68,10 @@ DLQ_DEFAULT_MAX_BYTES = "1048588"
 # delivered during the outage is sent again — measured and reported in the README ("Several replicas").
 SIZE = ChaosSize.from_env()
 SESSION_TIMEOUT_MS = int(os.environ.get("CHAOS_SESSION_TIMEOUT_MS", "45000"))
+# The replica that gets SIGKILLed joins with a short session (session timeouts are per member): its partitions
+# move to the replacement ~10 s after the kill instead of 45 s — a wait that proves nothing. It is dead before the
+# broker restart, the one event that needs the long session.
+VICTIM_SESSION_TIMEOUT_MS = min(10000, SESSION_TIMEOUT_MS)
 LOG_LEVEL = os.environ.get("CHAOS_LOG_LEVEL", "")
 
 
@@ -108,6 +112,9 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
         del cfg["attentive"]["rate_limits"]  # the connector's defaults: Attentive's published limits
         cfg["kafka"]["client"]["session.timeout.ms"] = SESSION_TIMEOUT_MS
         stack.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        cfg["kafka"]["client"]["session.timeout.ms"] = VICTIM_SESSION_TIMEOUT_MS
+        victim_config = stack.config_path.with_name("connector-victim.yaml")
+        victim_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         config = stack.config
         for i, kind in enumerate(KINDS):
             records = list(samples.generate(kind, size.counts[kind], seed=700 + i))
@@ -143,7 +150,7 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
         refused_from = proxy.request_count
         outage_started = time.monotonic()
         fleet.note("registry answers 503")
-        joined = [fleet.start(), fleet.start()]
+        joined = [fleet.start(victim_config), fleet.start()]  # joined[0] is SIGKILLed later
         wait_until(
             lambda: all(
                 p.metric("attentive_connector_rebalances_total", kind="assigned") >= 1 for p in joined
