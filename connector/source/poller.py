@@ -429,7 +429,8 @@ class Poller:
             if probe is not None:
                 self._metadata_sent = probe
                 self._metadata_checked = True
-        log.debug("commit sent: %s", _positions(owned))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("commit sent: %s", _positions(owned))
         try:
             consumer.commit(offsets=_commit_list(owned), asynchronous=True)
         except KafkaException as exc:
@@ -540,14 +541,15 @@ class Poller:
         self._set_health(assignment_state="assigned" if self._assignment else "waiting")
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
-        log.debug(
-            "commit answered (%s): %s",
-            err or "ok",
-            ", ".join(
-                f"{p.topic}/{p.partition}={p.offset}{'!' + str(p.error) if p.error else ''}"
-                for p in partitions
-            ),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # every commit's answer, in the order librdkafka reports them
+            log.debug(
+                "commit answered (%s): %s",
+                err or "ok",
+                ", ".join(
+                    f"{p.topic}/{p.partition}={p.offset}{'!' + str(p.error) if p.error else ''}"
+                    for p in partitions
+                ),
+            )
         if err is not None:
             if err.code() != KafkaError._NO_OFFSET:
                 self._metrics.commits.labels("failed").inc()
