@@ -103,7 +103,8 @@ class _Partition:
     """Revoked or lost to another member, which finishes its unfinished records (and counts them)."""
     sent: tuple[int, int] | None = None
     """(position, finished-above count) of the last commit asked for: commit again only when it changes —
-    or when the broker has not confirmed that position within ``commit_interval_s`` (it failed)."""
+    or when the group does not hold that position ``commit_interval_s`` after it was asked for (the commit
+    failed, or an older one was written after it: :meth:`PartitionOffsets.confirm`)."""
     sent_at: float = 0.0
 
     def __str__(self) -> str:
@@ -279,9 +280,18 @@ class Engine:
         self._spawn(self._lanes.cancel(parts))
 
     def committed(self, positions: dict[TP, int]) -> None:
+        """The broker wrote these commits (answers come in write order: the last one is what the group holds)."""
         for tp, pos in positions.items():
             part = self._parts.get(tp)
             if part is not None:
+                if pos < part.offsets.confirmed:
+                    log.debug(
+                        "%s: commit of %d written after the one of %d (a deferred or retried commit): "
+                        "committing the current position again",
+                        tp,
+                        pos,
+                        part.offsets.confirmed,
+                    )
                 part.offsets.confirm(pos)
 
     def exhausted(self) -> None:
@@ -555,7 +565,8 @@ class Engine:
                 part.offsets.confirmed >= c.offset or now - part.sent_at < self._s.commit_interval_s
             ):
                 # Asked for already: confirmed, or not yet overdue. An unconfirmed one (the commit failed:
-                # the broker was down, the coordinator moving) is sent again after commit_interval_s.
+                # the broker was down, the coordinator moving; or a retried older commit was written after
+                # it) is sent again after commit_interval_s.
                 continue
             part.sent = key
             part.sent_at = now

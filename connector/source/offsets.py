@@ -93,7 +93,8 @@ class PartitionOffsets:
         self.next_offset: int | None = None
         """The offset after the last one taken, or None before the first."""
         self.confirmed: int = -1
-        """The highest position the broker confirmed as committed for this assignment (-1: none)."""
+        """The position the group holds as far as this member knows: its last commit the broker wrote (or
+        where consumption started); -1 before either."""
         self.revoked: bool = False
         """Set when the partition is revoked or lost: nothing may start or commit from here on."""
         self.already_done: set[int] = set(already_done)
@@ -160,8 +161,18 @@ class PartitionOffsets:
         return pos is not None and pos > self.confirmed
 
     def confirm(self, position: int) -> None:
-        """The broker acknowledged a commit of ``position`` (commits may be confirmed out of order)."""
-        self.confirmed = max(self.confirmed, position)
+        """The broker wrote a commit of ``position``: the group holds it now, even if it is lower.
+
+        Not the highest position acknowledged: answers arrive in the order the broker wrote the commits, and
+        librdkafka can write an older commit after a newer one — a commit on the wire when the broker went down
+        is deferred (transport error, NOT_COORDINATOR) and sent again once the coordinator is back, after newer
+        ones (seen in the chaos test: 185 written, then the deferred 60), and COORDINATOR_LOAD_IN_PROGRESS
+        retries back off longer the more they retried. Keeping the highest would call the partition committed
+        while the group holds the older position, and the newer one would never be sent again (the group
+        stays behind until a revoke or shutdown; tests/unit/test_commit_answer_order.py). Erring low costs one
+        more commit; erring high leaves the group behind.
+        """
+        self.confirmed = position
 
 
 class OffsetTracker:

@@ -452,6 +452,8 @@ class Poller:
             if probe is not None:
                 self._metadata_sent = probe
                 self._metadata_checked = True
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("commit sent: %s", _positions(owned))
         try:
             consumer.commit(offsets=_commit_list(owned), asynchronous=True)
         except KafkaException as exc:
@@ -562,6 +564,15 @@ class Poller:
         self._set_health(assignment_state="assigned" if self._assignment else "waiting")
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        if log.isEnabledFor(logging.DEBUG):  # every commit's answer, in the order librdkafka reports them
+            log.debug(
+                "commit answered (%s): %s",
+                err or "ok",
+                ", ".join(
+                    f"{p.topic}/{p.partition}={p.offset}{'!' + str(p.error) if p.error else ''}"
+                    for p in partitions
+                ),
+            )
         if err is not None:
             if err.code() != KafkaError._NO_OFFSET:
                 self._metrics.commits.labels("failed").inc()
@@ -691,6 +702,10 @@ def _commit_list(commits: dict[TP, Commit]) -> list[TopicPartition]:
         else TopicPartition(tp.topic, tp.partition, c.offset)
         for tp, c in commits.items()
     ]
+
+
+def _positions(commits: dict[TP, Commit]) -> str:
+    return ", ".join(f"{tp}={c.offset}" for tp, c in sorted(commits.items()))
 
 
 def _tps(tps: set[TP]) -> list[TopicPartition]:

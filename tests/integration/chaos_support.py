@@ -22,11 +22,11 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from connector.devkafka.broker import LocalKafka, create_topics, start_local_kafka, wait_until_ready
@@ -86,7 +86,36 @@ class RestartableBroker:
             start_new_session=True,
         )
         self.restarts += 1
+        deadline = time.monotonic() + timeout_s
         wait_until_ready(self.bootstrap, timeout_s=timeout_s, process=self.kafka.process)
+        self._wait_partitions_led(deadline)
+
+    def _wait_partitions_led(self, deadline: float) -> None:
+        """Until every partition answers ListOffsets: the broker answers metadata before it leads the
+        partitions it recovers after a SIGKILL (NOT_LEADER_FOR_PARTITION meanwhile)."""
+        c = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": f"led-{uuid.uuid4().hex}", "log_level": 0}
+        )
+        try:
+            pending = [
+                TopicPartition(t, p)
+                for t, md in c.list_topics(timeout=10).topics.items()
+                if not t.startswith("__")
+                for p in md.partitions
+            ]
+            while pending:
+                tp = pending[0]
+                try:
+                    c.get_watermark_offsets(tp, timeout=2)
+                    pending.pop(0)
+                except KafkaException as exc:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(
+                            f"{tp.topic}/{tp.partition} not led after the restart: {exc}"
+                        ) from exc
+                    time.sleep(0.2)
+        finally:
+            c.close()
 
     def make_topic(self, partitions: int = 6, prefix: str | None = None) -> str:
         name = f"{prefix or 'chaos'}-{uuid.uuid4().hex[:8]}"
@@ -151,10 +180,12 @@ class Fleet:
         self.kills.append((time.time(), what, hit))
         self.note(what)
 
-    def start(self) -> ConnectorProcess:
+    def start(self, config_path: Path | None = None) -> ConnectorProcess:
+        """Start a replica (``config_path``: another config file for this one, e.g. a shorter session)."""
         self._n += 1
         name = f"replica-{self._n}"
-        proc = ConnectorProcess(self.stack, name=name, extra_env=self.extra_env)
+        stack = self.stack if config_path is None else replace(self.stack, config_path=config_path)
+        proc = ConnectorProcess(stack, name=name, extra_env=self.extra_env)
         proc.wait_health_url()
         self.live[name] = proc
         self.note(f"start {name} ({len(self.live)} replicas)")

@@ -68,14 +68,11 @@ DLQ_DEFAULT_MAX_BYTES = "1048588"
 # delivered during the outage is sent again — measured and reported in the README ("Several replicas").
 SIZE = ChaosSize.from_env()
 SESSION_TIMEOUT_MS = int(os.environ.get("CHAOS_SESSION_TIMEOUT_MS", "45000"))
-
-
-class CommitsStuckAfterBrokerRestart(AssertionError):
-    """Open defect (found by this test): after the broker restart, some partitions' committed offsets stay
-    behind while every record is accounted for. Half of it was fixed (an unconfirmed commit is now sent again
-    after ``commit_interval_s``, tests/unit/test_engine_commit_retry.py); the rest — seen in some runs, a
-    position that stops moving on one replica — is not yet understood. Only this check is expected to fail
-    (non-strict, ``raises=`` this class): losing a record, the duplicate bound or the 429 share still fail."""
+# The replica that gets SIGKILLed joins with a short session (session timeouts are per member): its partitions
+# move to the replacement ~10 s after the kill instead of 45 s — a wait that proves nothing. It is dead before the
+# broker restart, the one event that needs the long session.
+VICTIM_SESSION_TIMEOUT_MS = min(10000, SESSION_TIMEOUT_MS)
+LOG_LEVEL = os.environ.get("CHAOS_LOG_LEVEL", "")
 
 
 @pytest.fixture
@@ -88,7 +85,6 @@ def chaos_broker() -> Iterator[RestartableBroker]:
 
 
 @pytest.mark.timeout(600 if SIZE.name == "ci" else 3600)
-@pytest.mark.xfail(raises=CommitsStuckAfterBrokerRestart, strict=False, reason="open defect, see the class")
 def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
     tmp_path: Path,
     chaos_broker: RestartableBroker,
@@ -116,6 +112,9 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
         del cfg["attentive"]["rate_limits"]  # the connector's defaults: Attentive's published limits
         cfg["kafka"]["client"]["session.timeout.ms"] = SESSION_TIMEOUT_MS
         stack.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        cfg["kafka"]["client"]["session.timeout.ms"] = VICTIM_SESSION_TIMEOUT_MS
+        victim_config = stack.config_path.with_name("connector-victim.yaml")
+        victim_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         config = stack.config
         for i, kind in enumerate(KINDS):
             records = list(samples.generate(kind, size.counts[kind], seed=700 + i))
@@ -141,7 +140,8 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
             wait_until(ok, timeout_s=size.timeout_s, interval_s=1.0, what=f"{fraction:.0%} delivered")
 
         sandbox.set_faults(FAULTS)
-        fleet = Fleet(stack)
+        # CHAOS_LOG_LEVEL=DEBUG: the replicas log every commit sent and answered (their logs stay in tmp_path).
+        fleet = Fleet(stack, extra_env={"LOG_LEVEL": LOG_LEVEL} if LOG_LEVEL else {})
         started = time.monotonic()
         fleet.start()
         reach(0.10)
@@ -151,7 +151,7 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
         refused_from = proxy.request_count
         outage_started = time.monotonic()
         fleet.note("registry answers 503")
-        joined = [fleet.start(), fleet.start()]
+        joined = [fleet.start(victim_config), fleet.start()]  # joined[0] is SIGKILLed later
         wait_until(
             lambda: all(
                 p.metric("attentive_connector_rebalances_total", kind="assigned") >= 1 for p in joined
@@ -221,7 +221,9 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
 
         wait_until(finished, timeout_s=size.timeout_s, interval_s=2.0, what="every record finished")
         elapsed = time.monotonic() - started
-        # While the replicas run, their periodic commits must bring the group to the end of every partition.
+        # While the replicas run, their periodic commits must bring the group to the end of every partition —
+        # also after the broker restart, when a commit deferred by librdkafka can be written after a newer one
+        # (the engine then commits the newer one again: PartitionOffsets.confirm).
         try:
             wait_until(
                 lambda: not uncommitted(bootstrap, stack.group, topics),
@@ -295,10 +297,9 @@ def test_chaos_replicas_rebalances_broker_restart_registry_and_dlq_outages(
         assert not over, f"{summary}; over the bound after: {over}"
         assert duplicates <= bound, summary
         assert share_429 <= 0.005, summary
-        if behind_while_running:
-            raise CommitsStuckAfterBrokerRestart(
-                f"{summary}; the running replicas never committed past {behind_while_running}"
-            )
+        assert not behind_while_running, (
+            f"{summary}; the running replicas never committed past {behind_while_running}"
+        )
     finally:
         if fleet is not None:
             fleet.stop_all()
