@@ -266,7 +266,7 @@ def _snapshot(runtime: Any) -> dict[str, Any]:
         "lanes": len(lanes),
         "behind_same_key": sum(max(0, len(lane.queue) - 1) for lane in lanes),
         "max_lane": max((len(lane.queue) for lane in lanes), default=0),
-        "at_pumps": {e: len(q.waiters) for e, q in deliverer._queues.items() if q.waiters},  # noqa: SLF001
+        "at_pumps": {e: len(q) for e, q in deliverer._queues.items() if len(q)},  # noqa: SLF001
         "in_flight": deliverer.in_flight,
         "limiter": {
             str(e): {"shared": lim.shared, "rate": round(lim.rate, 1), "slow": round(lim._slow_interval, 4)}  # noqa: SLF001

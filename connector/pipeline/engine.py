@@ -448,10 +448,10 @@ class Engine:
                 return
             subscribed = False
             many = len(result.calls) > 1
-            for call in result.calls:
+            for index, call in enumerate(result.calls):
                 attempts = CallAttempts()
                 try:
-                    await self._deliverer.deliver(call, attempts)
+                    await self._deliverer.deliver(call, attempts, resumes=index > 0)
                 except DeliveryFailed as failed:
                     now = self._clock()
                     await self._dead_letter(

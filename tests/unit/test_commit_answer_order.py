@@ -23,7 +23,7 @@ from confluent_kafka import TopicPartition
 from connector.source.kafka import Inbound
 from connector.source.poller import Poller, PollSettings
 from connector.source.protocols import KafkaMessage
-from tests.unit.engine_fakes import eventually, make_rig, rec
+from tests.unit.engine_fakes import Rigs, eventually, rec
 from tests.unit.test_engine_poller import P0, FakeConsumer, FakeMessage
 
 
@@ -74,7 +74,9 @@ def _inbound(msg: KafkaMessage) -> Inbound:
     return rec(offset, key=f"k{offset}".encode(), timestamp_ms=1)
 
 
-async def test_an_older_commit_written_after_a_newer_one_is_followed_by_the_newer_one_again() -> None:
+async def test_an_older_commit_written_after_a_newer_one_is_followed_by_the_newer_one_again(
+    make_rig: Rigs,
+) -> None:
     first_done = threading.Event()
     consumer = RetryReorderingConsumer(
         [
@@ -108,7 +110,6 @@ async def test_an_older_commit_written_after_a_newer_one_is_followed_by_the_newe
     finally:
         poller.stop()
         await poller.wait()
-        await rig.close()
 
 
 def _configured(consumer: RetryReorderingConsumer, conf: dict[str, Any]) -> RetryReorderingConsumer:
