@@ -99,6 +99,7 @@ def test_the_virtual_time_modules_are_the_engine_retry_and_circuit_tests() -> No
     }
     assert marked == {
         "unit/test_circuit.py",
+        "unit/test_deliverer_order.py",
         "unit/test_engine.py",
         "unit/test_engine_accounting.py",
         "unit/test_engine_auth.py",

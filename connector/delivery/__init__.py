@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from connector.delivery.auth import AuthGate
     from connector.delivery.circuit import CircuitBoard, CircuitState
     from connector.delivery.dead_letter import DeadLetterWriter, Failure, dead_letter_headers
-    from connector.delivery.deliverer import CallDeliverer, DeliveryFailed
+    from connector.delivery.deliverer import CallDeliverer, DeliveryFailed, RecordTicket
     from connector.delivery.protocols import ApiSender, KafkaProducer, RecordRouter
     from connector.delivery.retry import CallAttempts, RetryPolicy, Verdict
 
@@ -26,6 +26,7 @@ __all__ = [
     "Failure",
     "KafkaProducer",
     "RecordRouter",
+    "RecordTicket",
     "RetryPolicy",
     "Verdict",
     "dead_letter_headers",
@@ -36,6 +37,7 @@ __getattr__ = lazy_exports(
     {
         "CallDeliverer": "connector.delivery.deliverer",
         "DeliveryFailed": "connector.delivery.deliverer",
+        "RecordTicket": "connector.delivery.deliverer",
         "DeadLetterWriter": "connector.delivery.dead_letter",
         "Failure": "connector.delivery.dead_letter",
         "dead_letter_headers": "connector.delivery.dead_letter",

@@ -48,33 +48,74 @@ class _GateClosed(Exception):
     """Internal: the auth gate closed while a call waited for a request slot."""
 
 
-class _EndpointQueue:
-    """Calls waiting for one endpoint's turn and its pump task: two FIFOs, the calls that resume a record
-    (an earlier call of it was delivered) going before the records' first calls."""
+class RecordTicket:
+    """One multi-call record in delivery (:meth:`CallDeliverer.ticket`): counted as *half delivered* from the
+    moment its first call is handed a turn until :meth:`CallDeliverer.release`."""
 
-    __slots__ = ("resuming", "slots", "task", "waiters")
+    __slots__ = ("counted",)
+
+    def __init__(self) -> None:
+        self.counted = False
+
+
+class _EndpointQueue:
+    """Calls waiting for one endpoint's turn and its pump task.
+
+    Three FIFOs: calls that continue a record whose earlier call was delivered go first; then, in arrival
+    order, first calls of multi-call records (*opening*: they wait while too many records are half delivered)
+    and all other calls. Calls in one endpoint's queue belong to different keys (a key's records go one at a
+    time), so serving them out of arrival order never reorders a key.
+    """
+
+    __slots__ = ("opening", "plain", "resuming", "seq", "slots", "task", "wake")
 
     def __init__(self, slots: int) -> None:
-        self.waiters: deque[asyncio.Future[None]] = deque()
-        self.resuming: deque[asyncio.Future[None]] = deque()
+        self.resuming: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
+        self.opening: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
+        self.plain: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
+        self.seq = 0
         self.task: asyncio.Task[None] | None = None
         self.slots = asyncio.Semaphore(slots)
+        self.wake = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self.waiters) + len(self.resuming)
+        return len(self.resuming) + len(self.opening) + len(self.plain)
 
-    def next(self) -> asyncio.Future[None] | None:
-        """The waiter to hand the next turn to (dropping those cancelled meanwhile), or None."""
-        for fifo in (self.resuming, self.waiters):
-            while fifo and fifo[0].done():
+    def add(self, waiter: asyncio.Future[None], kind: str, ticket: RecordTicket | None) -> None:
+        self.seq += 1
+        {"resume": self.resuming, "open": self.opening}.get(kind, self.plain).append(
+            (self.seq, waiter, ticket)
+        )
+        self.wake.set()
+
+    def pop(self, *, open_ok: bool) -> tuple[asyncio.Future[None], RecordTicket | None] | None:
+        """The next waiter to hand a turn to (dropping those cancelled meanwhile), or None: empty, or only
+        opening calls are left and ``open_ok`` is false."""
+        for fifo in (self.resuming, self.opening, self.plain):
+            while fifo and fifo[0][1].done():
                 fifo.popleft()  # cancelled while waiting
-            if fifo:
-                return fifo.popleft()
+        if self.resuming:
+            _, waiter, ticket = self.resuming.popleft()
+            return waiter, ticket
+        opening = self.opening if open_ok and self.opening else None
+        if opening is not None and (not self.plain or opening[0][0] < self.plain[0][0]):
+            _, waiter, ticket = opening.popleft()
+            return waiter, ticket
+        if self.plain:
+            _, waiter, ticket = self.plain.popleft()
+            return waiter, ticket
         return None
 
+    def ready(self, *, open_ok: bool) -> bool:
+        """Whether :meth:`pop` would hand out a waiter now (without taking it)."""
+        for fifo in (self.resuming, self.opening, self.plain):
+            while fifo and fifo[0][1].done():
+                fifo.popleft()
+        return bool(self.resuming or self.plain or (open_ok and self.opening))
+
     def cancel_all(self) -> None:
-        for fifo in (self.resuming, self.waiters):
-            for waiter in fifo:
+        for fifo in (self.resuming, self.opening, self.plain):
+            for _, waiter, _ in fifo:
                 waiter.cancel()
             fifo.clear()
 
@@ -92,6 +133,7 @@ class CallDeliverer:
         max_in_flight: int,
         metrics: Metrics,
         endpoint_limits: dict[str, int] | None = None,
+        max_half_delivered: int | None = None,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -107,13 +149,45 @@ class CallDeliverer:
         self._clock = clock
         self._sleep = sleep
         self._in_flight = 0
+        self._max_half = max_half_delivered if max_half_delivered is not None else max_in_flight
+        self._half = 0
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def half_delivered(self) -> int:
+        """Multi-call records whose first call was handed a turn and that are not released yet."""
+        return self._half
+
+    def ticket(self) -> RecordTicket:
+        """A ticket for one multi-call record: pass it to every :meth:`deliver` of its calls, then
+        :meth:`release` it when the record is finished (delivered, dead-lettered or abandoned).
+
+        At most ``max_half_delivered`` (default ``max_in_flight``) such records are between their first call
+        and their end: a crash sends all of an unfinished record's calls again, so this bounds what a kill
+        duplicates. The first calls of further records wait at their endpoint (other calls pass them) until
+        one is released; calls that continue a record never wait for this, so it cannot deadlock.
+        """
+        return RecordTicket()
+
+    def release(self, ticket: RecordTicket) -> None:
+        if not ticket.counted:
+            return
+        ticket.counted = False
+        self._half -= 1
+        if self._half == self._max_half - 1:  # room again: wake the pumps holding opening calls back
+            for queue in self._queues.values():
+                queue.wake.set()
+
     async def deliver(
-        self, call: Call, attempts: CallAttempts | None = None, *, resumes: bool = False
+        self,
+        call: Call,
+        attempts: CallAttempts | None = None,
+        *,
+        resumes: bool = False,
+        ticket: RecordTicket | None = None,
     ) -> Any:
         """Send ``call`` until it succeeds (returns the response) or raises :class:`DeliveryFailed`.
 
@@ -121,7 +195,7 @@ class CallDeliverer:
         first calls at its endpoint, so few records are ever half delivered: a crash sends every call of an
         unfinished record again, and without this a record's first call could wait behind hundreds of others
         at a rate-limited endpoint's queue while its first call was already delivered (the chaos test saw
-        ~200 duplicate first calls per replica kill).
+        ~200 duplicate first calls per replica kill). ``ticket``: the record's (see :meth:`ticket`).
         """
         state = attempts if attempts is not None else CallAttempts()
         endpoint = str(call.endpoint)
@@ -129,7 +203,7 @@ class CallDeliverer:
             await self._auth.wait_ok()
             probe = await self._circuits.acquire(endpoint)
             try:
-                response = await self._send(call, endpoint, resumes)
+                response = await self._send(call, endpoint, resumes, ticket)
             except asyncio.CancelledError:
                 self._circuits.neutral(endpoint, probe=probe)
                 raise
@@ -185,10 +259,16 @@ class CallDeliverer:
         if decision.delay_s > 0:
             await self._sleep(decision.delay_s)
 
-    async def _send(self, call: Call, endpoint: str, resumes: bool) -> Any:
+    async def _send(self, call: Call, endpoint: str, resumes: bool, ticket: RecordTicket | None) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
         queue = self._queue(endpoint)
-        await self._turn(queue, call.endpoint, resumes)
+        if resumes:
+            kind = "resume"
+        elif ticket is not None and not ticket.counted:
+            kind = "open"
+        else:
+            kind = "plain"  # a single call, or a first call retried (its record is counted already)
+        await self._turn(queue, call.endpoint, kind, ticket)
         # Holding a global and an endpoint slot, and the limiter's turn, taken for this call by the pump.
         try:
             if not self._auth.ok:
@@ -211,10 +291,12 @@ class CallDeliverer:
             queue = self._queues[endpoint] = _EndpointQueue(limit)
         return queue
 
-    async def _turn(self, queue: _EndpointQueue, endpoint: Endpoint, resumes: bool) -> None:
+    async def _turn(
+        self, queue: _EndpointQueue, endpoint: Endpoint, kind: str, ticket: RecordTicket | None
+    ) -> None:
         """Wait in the endpoint's FIFO until the pump hands this call a limiter turn and both slots."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (queue.resuming if resumes else queue.waiters).append(waiter)
+        queue.add(waiter, kind, ticket)
         if queue.task is None:
             queue.task = asyncio.get_running_loop().create_task(
                 self._pump(queue, endpoint), name=f"pump {endpoint}"
@@ -234,14 +316,24 @@ class CallDeliverer:
         and a global slot. No slot is held while waiting for a turn."""
         try:
             while len(queue):
+                if not queue.ready(open_ok=self._half < self._max_half):
+                    # Only opening calls wait, and too many records are half delivered: until one is released
+                    # or another call arrives. No turn is taken meanwhile.
+                    queue.wake.clear()
+                    await queue.wake.wait()
+                    continue
                 await self._sender.wait_turn(endpoint)
                 await queue.slots.acquire()
                 await self._slots.acquire()
-                waiter = queue.next()
-                if waiter is None:
+                entry = queue.pop(open_ok=self._half < self._max_half)
+                if entry is None:
                     self._slots.release()
                     queue.slots.release()
-                    break  # the turn goes unused: nobody is left to take it
+                    continue  # the turn goes unused: nobody (allowed) is left to take it
+                waiter, ticket = entry
+                if ticket is not None and not ticket.counted:
+                    ticket.counted = True
+                    self._half += 1
                 waiter.set_result(None)
         finally:
             queue.task = None

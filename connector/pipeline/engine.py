@@ -49,7 +49,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.config import DeliverySettings
 from connector.delivery.backpressure import BufferBudget, FairShares
 from connector.delivery.dead_letter import DeadLetterWriter, Failure
-from connector.delivery.deliverer import CallDeliverer, DeliveryFailed
+from connector.delivery.deliverer import CallDeliverer, DeliveryFailed, RecordTicket
 from connector.delivery.lanes import LaneKey, Lanes
 from connector.delivery.protocols import Backoff, RecordRouter
 from connector.delivery.retry import CallAttempts
@@ -446,40 +446,56 @@ class Engine:
                     item, Failure(result.error, rule or _rule_of(result.error), 0, now, now)
                 )
                 return
-            subscribed = False
             many = len(result.calls) > 1
-            for index, call in enumerate(result.calls):
-                attempts = CallAttempts()
-                try:
-                    await self._deliverer.deliver(call, attempts, resumes=index > 0)
-                except DeliveryFailed as failed:
-                    now = self._clock()
-                    await self._dead_letter(
-                        item,
-                        Failure(
-                            failed.error,
-                            call.rule or rule,
-                            attempts.attempts,
-                            attempts.first_failure or now,
-                            attempts.last_failure or now,
-                            call_id=call.record_id if many else None,
-                        ),
-                    )
-                    return
-                subscribed = subscribed or call.endpoint == Endpoint.SUBSCRIBE
-            ts = item.record.timestamp_ms
-            if ts is not None:
-                self._metrics.delivery_lag.labels(item.record.topic).observe(
-                    max(0.0, self._clock() - ts / 1000)
-                )
-            self._finish(item, OutcomeKind.DELIVERED.value, rule=rule)
-            if subscribed:
-                # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
-                self._commit_wakeup.set()
+            # A multi-call record counts as half delivered from its first call to its end (the deliverer
+            # bounds how many are: what a crash would send twice).
+            ticket = self._deliverer.ticket() if many else None
+            try:
+                await self._deliver_calls(item, ticket)
+            finally:
+                if ticket is not None:
+                    self._deliverer.release(ticket)
         except Exception as exc:  # noqa: BLE001 - a bug: _log_bug logs its traceback, then dead-lettered
             _log_bug("delivering", item.record, exc)
             now = self._clock()
             await self._dead_letter(item, Failure(exc, rule, 0, now, now))
+
+    async def _deliver_calls(self, item: _Item, ticket: RecordTicket | None) -> None:
+        """Every call of the record in rule order, each after the one before succeeded; then finish it — or
+        dead-letter it when a call can never be delivered (the ticket is released first: no call follows)."""
+        result = item.route
+        assert result is not None
+        rule = result.rule
+        subscribed = False
+        many = len(result.calls) > 1
+        for index, call in enumerate(result.calls):
+            attempts = CallAttempts()
+            try:
+                await self._deliverer.deliver(call, attempts, resumes=index > 0, ticket=ticket)
+            except DeliveryFailed as failed:
+                if ticket is not None:
+                    self._deliverer.release(ticket)
+                now = self._clock()
+                await self._dead_letter(
+                    item,
+                    Failure(
+                        failed.error,
+                        call.rule or rule,
+                        attempts.attempts,
+                        attempts.first_failure or now,
+                        attempts.last_failure or now,
+                        call_id=call.record_id if many else None,
+                    ),
+                )
+                return
+            subscribed = subscribed or call.endpoint == Endpoint.SUBSCRIBE
+        ts = item.record.timestamp_ms
+        if ts is not None:
+            self._metrics.delivery_lag.labels(item.record.topic).observe(max(0.0, self._clock() - ts / 1000))
+        self._finish(item, OutcomeKind.DELIVERED.value, rule=rule)
+        if subscribed:
+            # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
+            self._commit_wakeup.set()
 
     async def _dead_letter(self, item: _Item, failure: Failure) -> None:
         await self._dead_letters.write(item.record, self._dlq_topic(item.record.topic), failure)

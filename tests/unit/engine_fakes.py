@@ -315,6 +315,7 @@ class Rigs:
         sender: FakeSender | None = None,
         auth_ok: bool = True,
         endpoint_limits: dict[str, int] | None = None,
+        max_half_delivered: int | None = None,
     ) -> Rig:
         s = settings or delivery_settings()
         metrics = Metrics(CollectorRegistry())
@@ -338,6 +339,7 @@ class Rigs:
             max_in_flight=s.max_in_flight,
             metrics=metrics,
             endpoint_limits=endpoint_limits,
+            max_half_delivered=max_half_delivered,
             clock=wall,
         )
         dead_letters = DeadLetterWriter(producer, metrics=metrics, backoff=backoff, poll_interval_s=0.001)

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from connector.attentive.endpoints import Endpoint
+from connector.errors import ApiPermanentError
+from connector.source.offsets import TP
 from connector.types import Call
-from tests.unit.engine_fakes import FakeSender, Rigs, eventually
+from tests.unit.engine_fakes import FakeSender, Rigs, eventually, rec
 
 pytestmark = pytest.mark.looptime
 
@@ -56,3 +58,58 @@ async def test_calls_of_each_kind_keep_their_order(make_rig: Rigs) -> None:
         sender.permits.put_nowait(None)
     await asyncio.gather(*tasks)
     assert [rid for rid, _ in sender.sent] == ["a/0/1/1", "a/0/3/1", "a/0/2/0", "a/0/4/0"]
+
+
+async def test_first_calls_of_multi_call_records_wait_while_too_many_are_half_delivered(
+    make_rig: Rigs,
+) -> None:
+    sender = GatedSender()
+    rig = await make_rig(sender=sender, max_half_delivered=2)
+    d = rig.deliverer
+    tickets = [d.ticket() for _ in range(3)]
+    opening = [asyncio.create_task(d.deliver(call(f"l/0/{i}/0"), ticket=tickets[i])) for i in range(3)]
+    await eventually(lambda: len(d._queues["custom_event"]) == 3)  # noqa: SLF001
+    single = asyncio.create_task(d.deliver(call("o/0/7")))  # a single call: never held back
+    for _ in range(3):
+        sender.permits.put_nowait(None)
+    await asyncio.gather(*opening[:2], single)
+    assert [rid for rid, _ in sender.sent] == ["l/0/0/0", "l/0/1/0", "o/0/7"]
+    assert d.half_delivered == 2 and not opening[2].done()
+    # Their second calls still go (they are what brings the count down), ahead of the waiting first call.
+    second = asyncio.create_task(d.deliver(call("l/0/0/1"), resumes=True, ticket=tickets[0]))
+    sender.permits.put_nowait(None)
+    await second
+    assert not opening[2].done()
+    d.release(tickets[0])  # record 0 finished: room for the third record's first call
+    sender.permits.put_nowait(None)
+    await opening[2]
+    assert [rid for rid, _ in sender.sent][-2:] == ["l/0/0/1", "l/0/2/0"]
+    assert d.half_delivered == 2
+    d.release(tickets[1])
+    d.release(tickets[1])  # releasing twice is harmless
+    d.release(tickets[2])
+    assert d.half_delivered == 0
+
+
+async def test_the_engine_releases_a_multi_call_record_when_it_finishes_or_is_dead_lettered(
+    make_rig: Rigs,
+) -> None:
+    rig = await make_rig(max_half_delivered=1)
+    rig.engine.assigned([TP("orders", 0)])
+    # Three records of two calls each, on different keys: one at a time past its first call, all delivered.
+    rig.engine.accept([rec(i, key=f"k{i}".encode(), value={"calls": 2}) for i in range(3)])
+    assert await rig.engine.wait_idle(5.0)
+    assert sorted(rig.sender.delivered) == sorted(f"orders/0/{i}/{n}" for i in range(3) for n in range(2))
+    assert rig.deliverer.half_delivered == 0
+
+
+async def test_a_dead_lettered_multi_call_record_is_released(make_rig: Rigs) -> None:
+    sender = FakeSender()
+    sender.script["orders/0/0/1"] = [ApiPermanentError("422", endpoint="custom_event", status=422)]
+    rig = await make_rig(sender=sender, max_half_delivered=1)
+    rig.engine.assigned([TP("orders", 0)])
+    rig.engine.accept([rec(0, key=b"a", value={"calls": 2}), rec(1, key=b"b", value={"calls": 2})])
+    assert await rig.engine.wait_idle(5.0)
+    assert len(rig.producer.written) == 1  # record 0, its second call refused
+    assert sorted(sender.delivered) == ["orders/0/0/0", "orders/0/1/0", "orders/0/1/1"]
+    assert rig.deliverer.half_delivered == 0

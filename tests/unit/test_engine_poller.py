@@ -413,7 +413,7 @@ async def test_each_poll_fetches_no_more_than_the_engine_can_take(make_poller: P
     room = FixedRoom(40)
     poller, _, _ = make_poller(consumer, link, room=room)
     poller.start()
-    await eventually(lambda: sum(map(len, link.batches)) == 40)
+    await eventually(lambda: sum(map(len, link.batches)) >= 40)
     assert max(consumer.consume_sizes) <= 40
     assert max(map(len, link.batches)) <= 40
     room.records = 0
