@@ -149,7 +149,7 @@ class CallDeliverer:
         self._clock = clock
         self._sleep = sleep
         self._in_flight = 0
-        self._max_half = max_half_delivered if max_half_delivered is not None else max_in_flight
+        self._max_half = max_half_delivered if max_half_delivered is not None else max(1, max_in_flight // 2)
         self._half = 0
 
     @property
@@ -165,9 +165,10 @@ class CallDeliverer:
         """A ticket for one multi-call record: pass it to every :meth:`deliver` of its calls, then
         :meth:`release` it when the record is finished (delivered, dead-lettered or abandoned).
 
-        At most ``max_half_delivered`` (default ``max_in_flight``) such records are between their first call
-        and their end: a crash sends all of an unfinished record's calls again, so this bounds what a kill
-        duplicates. The first calls of further records wait at their endpoint (other calls pass them) until
+        At most ``max_half_delivered`` (default half of ``max_in_flight``) such records are between their first
+        call and their end: a crash sends all of an unfinished record's calls again, so this bounds what a kill
+        duplicates to about the in-flight window (half of it such first calls, the rest requests on the wire).
+        At Attentive's ~100 ms a call, 64 of them allow ~300 two-call records a second. The first calls of further records wait at their endpoint (other calls pass them) until
         one is released; calls that continue a record never wait for this, so it cannot deadlock.
         """
         return RecordTicket()
