@@ -130,6 +130,22 @@ class Lanes(Generic[T]):
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
+    async def cancel_where(self, scopes: Collection[Hashable], predicate: Callable[[T], bool]) -> int:
+        """Cancel the lanes of ``scopes`` whose running item satisfies ``predicate``; returns how many."""
+        tasks = [
+            lane.task
+            for key, lane in self._lanes.items()
+            if key[0] in scopes
+            and lane.task is not None
+            and lane.current is not None
+            and predicate(lane.current)
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until every lane is empty, up to ``timeout_s`` seconds; True if they all went idle."""
         return await wait_event(self._idle, timeout_s)

@@ -87,6 +87,8 @@ class _Item:
     record: SourceRecord
     route: RouteResult | None = None
     released: bool = False
+    ticket: RecordTicket | None = None
+    """A multi-call record's ticket (see :meth:`CallDeliverer.ticket`) while it is being delivered."""
 
 
 @dataclass(eq=False, slots=True)
@@ -252,6 +254,12 @@ class Engine:
             self._drop_backlog(part)
         for item in self._lanes.drop_queued(parts):
             self._release(item)
+        # A multi-call record whose first call was never handed a turn has sent nothing: let it go at once
+        # (the new owner delivers it) rather than wait for a turn it may not get soon, half-delivered records
+        # being capped. Nothing of it was delivered, so this costs no duplicate.
+        await self._lanes.cancel_where(
+            parts, lambda item: item.ticket is not None and not item.ticket.counted
+        )
         idle = await self._lanes.wait_scopes_idle(parts, self._s.revoke_timeout_s)
         if not idle:
             running = sum(len(self._lanes.running(part)) for part in parts)
@@ -449,7 +457,7 @@ class Engine:
             many = len(result.calls) > 1
             # A multi-call record counts as half delivered from its first call to its end (the deliverer
             # bounds how many are: what a crash would send twice).
-            ticket = self._deliverer.ticket() if many else None
+            ticket = item.ticket = self._deliverer.ticket() if many else None
             try:
                 await self._deliver_calls(item, ticket)
             finally:

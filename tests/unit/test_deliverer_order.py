@@ -113,3 +113,18 @@ async def test_a_dead_lettered_multi_call_record_is_released(make_rig: Rigs) -> 
     assert len(rig.producer.written) == 1  # record 0, its second call refused
     assert sorted(sender.delivered) == ["orders/0/0/0", "orders/0/1/0", "orders/0/1/1"]
     assert rig.deliverer.half_delivered == 0
+
+
+async def test_a_revoke_lets_go_at_once_of_a_record_that_sent_nothing_and_drains_the_started_one(
+    make_rig: Rigs,
+) -> None:
+    sender = FakeSender(slow={"orders/0/0/0": 0.1, "orders/0/0/1": 0.1})
+    rig = await make_rig(sender=sender, max_half_delivered=1)
+    rig.engine.assigned([TP("orders", 0)])
+    rig.engine.accept([rec(0, key=b"a", value={"calls": 2}), rec(1, key=b"b", value={"calls": 2})])
+    await eventually(lambda: sender.in_flight == 1 and rig.deliverer.half_delivered == 1)
+    positions = await rig.engine.release([TP("orders", 0)])
+    # Record 0 (first call on the wire) was drained; record 1 (held back by the cap, nothing sent) let go.
+    assert sender.delivered == ["orders/0/0/0", "orders/0/0/1"]
+    assert positions[TP("orders", 0)].offset == 1
+    assert rig.deliverer.half_delivered == 0
