@@ -281,23 +281,13 @@ class Run:
         # fetch sessions, and its limiter has not yet seen that it is alone), reported on its own.
         sb.clear()
         warm_s = min(WARMUP_S, lat_s)
-        warm = keys.rekey(
-            self.pool,
-            bl.shaped_mix(self.pool, {e: r / 2 * warm_s for e, r in limits.items()}, seed=6, at_most=True),
-            distribution,
-            seed=9,
-        )
+        warm = self._half_limits(limits, warm_s, distribution, seeds=(6, 9))
         warm_produced = bl.produce_paced(self.stack.bootstrap, warm, duration_s=warm_s)
         cp.wait_processed(above + len(warm), above=above, timeout_s=60, log=self.log)
         above += len(warm)
         warm_lat = list(shaped.added_latencies_ms(sb.journal(), warm_produced.timestamps).values())
         sb.clear()
-        steady = keys.rekey(
-            self.pool,
-            bl.shaped_mix(self.pool, {e: r / 2 * lat_s for e, r in limits.items()}, seed=5, at_most=True),
-            distribution,
-            seed=8,
-        )
+        steady = self._half_limits(limits, lat_s, distribution, seeds=(5, 8))
         produced = bl.produce_paced(self.stack.bootstrap, steady, duration_s=lat_s)
         _, end2 = cp.wait_processed(
             above + len(steady), above=above, window_cap_s=lat_s, timeout_s=60, log=self.log
@@ -341,6 +331,16 @@ class Run:
                 "p99_ms": None if (w := shaped.percentile(warm_lat, 0.99)) is None else round(w, 1),
             },
         }
+
+    def _half_limits(
+        self, limits: dict[Endpoint, float], seconds: float, distribution: str, *, seeds: tuple[int, int]
+    ) -> list[bl.PoolRecord]:
+        """Records for ``seconds`` at half of every limit (at most half for each endpoint), keyed by
+        ``distribution``; ``seeds`` = (mix, keys)."""
+        mix = bl.shaped_mix(
+            self.pool, {e: r / 2 * seconds for e, r in limits.items()}, seed=seeds[0], at_most=True
+        )
+        return keys.rekey(self.pool, mix, distribution, seed=seeds[1])
 
     def close(self) -> None:
         self._exit.close()
