@@ -31,7 +31,9 @@ if command -v flock >/dev/null; then exec 9>"$CACHE/k8s/.build.lock" && flock 9;
 log() { echo "ops/k8s/build.sh: [${SECONDS}s] $*"; }
 
 # True when $1 exists and its version output (the command in $3, default --version) contains $2.
-have() { [ -x "$1" ] && "$1" ${3:---version} 2>/dev/null | grep -qF -- "$2"; }
+# (grep reads all of it: `grep -q` would stop at the first match, and under pipefail the writer's SIGPIPE
+# would make a present tool look missing.)
+have() { [ -x "$1" ] && "$1" ${3:---version} 2>/dev/null | grep -F -- "$2" >/dev/null; }
 
 build_etcd() {
   if have "$BIN/etcd" "etcd Version: ${ETCD_VERSION#v}"; then return; fi
@@ -139,7 +141,9 @@ build_etcd
 build_kubernetes
 prometheus_operator_crds
 keda_crds
-"$BIN/etcd" --version | head -n 1
+# First lines only, with sed reading everything: `head -n 1` exits early, and under `set -o pipefail` the
+# writer's SIGPIPE failed the whole build (exit 141) on a fresh machine.
+"$BIN/etcd" --version | sed -n 1p
 "$BIN/kube-apiserver" --version
-"$BIN/kubectl" version --client | head -n 1
+"$BIN/kubectl" version --client | sed -n 1p
 log "done"
