@@ -91,9 +91,7 @@ class _EndpointQueue:
     def pop(self, *, open_ok: bool) -> tuple[asyncio.Future[None], RecordTicket | None] | None:
         """The next waiter to hand a turn to (dropping those cancelled meanwhile), or None: empty, or only
         opening calls are left and ``open_ok`` is false."""
-        for fifo in (self.resuming, self.opening, self.plain):
-            while fifo and fifo[0][1].done():
-                fifo.popleft()  # cancelled while waiting
+        self._drop_cancelled()
         if self.resuming:
             _, waiter, ticket = self.resuming.popleft()
             return waiter, ticket
@@ -108,10 +106,13 @@ class _EndpointQueue:
 
     def ready(self, *, open_ok: bool) -> bool:
         """Whether :meth:`pop` would hand out a waiter now (without taking it)."""
+        self._drop_cancelled()
+        return bool(self.resuming or self.plain or (open_ok and self.opening))
+
+    def _drop_cancelled(self) -> None:
         for fifo in (self.resuming, self.opening, self.plain):
             while fifo and fifo[0][1].done():
-                fifo.popleft()
-        return bool(self.resuming or self.plain or (open_ok and self.opening))
+                fifo.popleft()  # cancelled while waiting
 
     def cancel_all(self) -> None:
         for fifo in (self.resuming, self.opening, self.plain):
