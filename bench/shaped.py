@@ -2,7 +2,7 @@
 
 Two measurements from the sandbox's own request journal (what Attentive would have seen):
 
-1. **Saturation.** A backlog sized so that every endpoint has about ``limit × busy_s`` requests to make
+1. **Saturation.** A backlog sized so that every endpoint has about ``limit × busy_s`` requests to make (and no more)
    (:func:`bench.backlog.shaped_mix`). Per endpoint: the achieved rate of 2xx answers over the window it was
    busy (first to last 2xx), and the share of its requests answered 429.
 2. **Added latency at half the limit.** Records produced at a steady rate of half each endpoint's limit

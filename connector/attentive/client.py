@@ -380,7 +380,7 @@ class AttentiveClient:
         if error is None:  # not reached: classify() calls exactly the statuses above a success
             return ApiResponse(route.label, status, None, record_id, duration)
         if error.flow_control and endpoint is not None and error.retry_after is not None:
-            self.limiter.hold(endpoint, error.retry_after)
+            self.limiter.hold(endpoint, error.retry_after, sent_at=started)
         raise error
 
     def _network_error(self, exc: TransportFailure, label: str, record_id: str) -> NetworkError:

@@ -4,11 +4,11 @@ The in-flight bound (``max_in_flight``) is a semaphore held only while a request
 during a backoff sleep, a wait at a gate, or a rate-limit wait — so a retrying record holds only its own
 lane, and a throttled endpoint cannot take request slots from the others.
 
-**One queue per endpoint.** A call that may be sent joins its endpoint's FIFO; one pump per endpoint reserves
-the endpoint's next rate-limiter turn on the head's behalf (``ApiSender.wait_turn``: the schedule is fixed at
+**One queue per endpoint.** A call that may be sent joins its endpoint's queue (oldest record first, see
+:class:`_EndpointQueue`); one pump per endpoint reserves the endpoint's next rate-limiter turn on the head's behalf (``ApiSender.wait_turn``: the schedule is fixed at
 reservation, so a late wake-up of the event loop never pushes it back), waits for it, then for a request slot,
 and hands both over; calls whose turns are already due go in one burst.
-So waiting costs O(1) per call (no herd of callers polling the limiter), no turn is wasted while a slot is
+So waiting costs O(log n) per call (no herd of callers polling the limiter), no turn is wasted while a slot is
 free, no slot is held while waiting for a turn, and ``send`` never waits in the limiter. Each endpoint may also use at most
 ``endpoint_limits[endpoint]`` slots (the runtime sets it from the rate limit), so a slow endpoint's
 latency cannot occupy every slot.
@@ -17,6 +17,7 @@ latency cannot occupy every slot.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
@@ -58,21 +59,28 @@ class RecordTicket:
         self.counted = False
 
 
+_Entry = tuple[int, int, asyncio.Future[None], RecordTicket | None]  # (order, arrival, waiter, ticket)
+
+
 class _EndpointQueue:
     """Calls waiting for one endpoint's turn and its pump task.
 
-    Three FIFOs: calls that continue a record whose earlier call was delivered go first; then, in arrival
-    order, first calls of multi-call records (*opening*: they wait while too many records are half delivered)
-    and all other calls. Calls in one endpoint's queue belong to different keys (a key's records go one at a
-    time), so serving them out of arrival order never reorders a key.
+    Calls that continue a record whose earlier call was delivered go first (a FIFO); then first calls of
+    multi-call records (*opening*: they wait while too many records are half delivered) and all other calls,
+    each kind a heap served **oldest record first** (``order``: when the engine took the record; arrival at
+    the queue breaks ties). A key's records go one at a time, so a record that waited for its key's earlier
+    one arrives late at its endpoint's queue; served by arrival it would wait the whole queue again, once
+    per record of its key, and a customer with a few events would finish seconds after the rest (the
+    shaped benchmark's tail). Calls in one endpoint's queue belong to different keys, so serving them out of
+    arrival order never reorders a key.
     """
 
     __slots__ = ("opening", "plain", "resuming", "seq", "slots", "task", "wake")
 
     def __init__(self, slots: int) -> None:
-        self.resuming: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
-        self.opening: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
-        self.plain: deque[tuple[int, asyncio.Future[None], RecordTicket | None]] = deque()
+        self.resuming: deque[_Entry] = deque()
+        self.opening: list[_Entry] = []
+        self.plain: list[_Entry] = []
         self.seq = 0
         self.task: asyncio.Task[None] | None = None
         self.slots = asyncio.Semaphore(slots)
@@ -81,11 +89,16 @@ class _EndpointQueue:
     def __len__(self) -> int:
         return len(self.resuming) + len(self.opening) + len(self.plain)
 
-    def add(self, waiter: asyncio.Future[None], kind: str, ticket: RecordTicket | None) -> None:
+    def add(
+        self, waiter: asyncio.Future[None], kind: str, ticket: RecordTicket | None, order: int | None
+    ) -> None:
+        """Queue ``waiter``; ``order`` None: served in arrival order among the others without one."""
         self.seq += 1
-        {"resume": self.resuming, "open": self.opening}.get(kind, self.plain).append(
-            (self.seq, waiter, ticket)
-        )
+        entry = (self.seq if order is None else order, self.seq, waiter, ticket)
+        if kind == "resume":
+            self.resuming.append(entry)
+        else:
+            heapq.heappush(self.opening if kind == "open" else self.plain, entry)
         self.wake.set()
 
     def pop(self, *, open_ok: bool) -> tuple[asyncio.Future[None], RecordTicket | None] | None:
@@ -93,14 +106,14 @@ class _EndpointQueue:
         opening calls are left and ``open_ok`` is false."""
         self._drop_cancelled()
         if self.resuming:
-            _, waiter, ticket = self.resuming.popleft()
+            _, _, waiter, ticket = self.resuming.popleft()
             return waiter, ticket
         opening = self.opening if open_ok and self.opening else None
-        if opening is not None and (not self.plain or opening[0][0] < self.plain[0][0]):
-            _, waiter, ticket = opening.popleft()
+        if opening is not None and (not self.plain or opening[0][:2] < self.plain[0][:2]):
+            _, _, waiter, ticket = heapq.heappop(opening)
             return waiter, ticket
         if self.plain:
-            _, waiter, ticket = self.plain.popleft()
+            _, _, waiter, ticket = heapq.heappop(self.plain)
             return waiter, ticket
         return None
 
@@ -110,15 +123,17 @@ class _EndpointQueue:
         return bool(self.resuming or self.plain or (open_ok and self.opening))
 
     def _drop_cancelled(self) -> None:
-        for fifo in (self.resuming, self.opening, self.plain):
-            while fifo and fifo[0][1].done():
-                fifo.popleft()  # cancelled while waiting
+        while self.resuming and self.resuming[0][2].done():
+            self.resuming.popleft()  # cancelled while waiting
+        for heap in (self.opening, self.plain):
+            while heap and heap[0][2].done():
+                heapq.heappop(heap)
 
     def cancel_all(self) -> None:
-        for fifo in (self.resuming, self.opening, self.plain):
-            for _, waiter, _ in fifo:
+        for entries in (self.resuming, self.opening, self.plain):
+            for _, _, waiter, _ in entries:
                 waiter.cancel()
-            fifo.clear()
+            entries.clear()
 
 
 class CallDeliverer:
@@ -190,6 +205,7 @@ class CallDeliverer:
         *,
         resumes: bool = False,
         ticket: RecordTicket | None = None,
+        order: int | None = None,
     ) -> Any:
         """Send ``call`` until it succeeds (returns the response) or raises :class:`DeliveryFailed`.
 
@@ -197,7 +213,8 @@ class CallDeliverer:
         first calls at its endpoint, so few records are ever half delivered: a crash sends every call of an
         unfinished record again, and without this a record's first call could wait behind hundreds of others
         at a rate-limited endpoint's queue while its first call was already delivered (the chaos test saw
-        ~200 duplicate first calls per replica kill). ``ticket``: the record's (see :meth:`ticket`).
+        ~200 duplicate first calls per replica kill). ``ticket``: the record's (see :meth:`ticket`). ``order``:
+        the record's age (smaller = taken earlier); other calls at its endpoint are served oldest first.
         """
         state = attempts if attempts is not None else CallAttempts()
         endpoint = str(call.endpoint)
@@ -205,7 +222,7 @@ class CallDeliverer:
             await self._auth.wait_ok()
             probe = await self._circuits.acquire(endpoint)
             try:
-                response = await self._send(call, endpoint, resumes, ticket)
+                response = await self._send(call, endpoint, resumes, ticket, order)
             except asyncio.CancelledError:
                 self._circuits.neutral(endpoint, probe=probe)
                 raise
@@ -261,7 +278,9 @@ class CallDeliverer:
         if decision.delay_s > 0:
             await self._sleep(decision.delay_s)
 
-    async def _send(self, call: Call, endpoint: str, resumes: bool, ticket: RecordTicket | None) -> Any:
+    async def _send(
+        self, call: Call, endpoint: str, resumes: bool, ticket: RecordTicket | None, order: int | None
+    ) -> Any:
         # The in_flight_requests gauge is the client's (it counts requests on the wire, after its limiter).
         queue = self._queue(endpoint)
         if resumes:
@@ -270,7 +289,7 @@ class CallDeliverer:
             kind = "open"
         else:
             kind = "plain"  # a single call, or a first call retried (its record is counted already)
-        await self._turn(queue, call.endpoint, kind, ticket)
+        await self._turn(queue, call.endpoint, kind, ticket, order)
         # Holding a global and an endpoint slot, and the limiter's turn, taken for this call by the pump.
         try:
             if not self._auth.ok:
@@ -294,11 +313,16 @@ class CallDeliverer:
         return queue
 
     async def _turn(
-        self, queue: _EndpointQueue, endpoint: Endpoint, kind: str, ticket: RecordTicket | None
+        self,
+        queue: _EndpointQueue,
+        endpoint: Endpoint,
+        kind: str,
+        ticket: RecordTicket | None,
+        order: int | None,
     ) -> None:
-        """Wait in the endpoint's FIFO until the pump hands this call a limiter turn and both slots."""
+        """Wait in the endpoint's queue until the pump hands this call a limiter turn and both slots."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.add(waiter, kind, ticket)
+        queue.add(waiter, kind, ticket, order)
         if queue.task is None:
             queue.task = asyncio.get_running_loop().create_task(
                 self._pump(queue, endpoint), name=f"pump {endpoint}"

@@ -6,6 +6,8 @@ endpoint, outcome, status class and fixed reason names. Tests pass a fresh ``Col
 
 from __future__ import annotations
 
+from typing import Generic, Protocol, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from connector import __version__
@@ -113,6 +115,34 @@ class Metrics:
         # process_resident_memory_bytes, process_cpu_seconds_total, ... for the dashboard's runtime row
         # (read from /proc; exports nothing on platforms without it).
         ProcessCollector(registry=r)
+
+
+_Child_co = TypeVar("_Child_co", covariant=True)
+
+
+class _Labelled(Protocol[_Child_co]):
+    def labels(self, *values: str) -> _Child_co: ...
+
+
+class Children(Generic[_Child_co]):
+    """``metric.labels(*values)`` remembered per label values, for metrics updated once per record.
+
+    ``labels()`` validates the values, takes the metric's lock and looks the child up on every call; a hot
+    path that updates the same few children thousands of times a second keeps them here instead. Only for
+    metrics whose children are never removed (counters and histograms by topic, rule, outcome).
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: _Labelled[_Child_co]) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], _Child_co] = {}
+
+    def __call__(self, *values: str) -> _Child_co:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 # Statuses that get a class of their own: rate limiting, and auth failures (alerted on separately).

@@ -55,7 +55,7 @@ from connector.delivery.protocols import Backoff, RecordRouter
 from connector.delivery.retry import CallAttempts
 from connector.errors import ConnectorError, DecodeError
 from connector.observability.health import HealthState
-from connector.observability.metrics import Metrics
+from connector.observability.metrics import Children, Metrics
 from connector.source.flow import Hold, HoldReason
 from connector.source.kafka import Inbound
 from connector.source.offsets import TP, Commit, OffsetTracker, PartitionOffsets
@@ -89,6 +89,8 @@ class _Item:
     released: bool = False
     ticket: RecordTicket | None = None
     """A multi-call record's ticket (see :meth:`CallDeliverer.ticket`) while it is being delivered."""
+    order: int = 0
+    """When it was taken (a counter over all partitions): its calls wait at their endpoints oldest first."""
 
 
 @dataclass(eq=False, slots=True)
@@ -145,6 +147,10 @@ class Engine:
         self._dead_letters = dead_letters
         self._dlq_topic = dlq_topic
         self._metrics = metrics
+        # The per-record metrics' children, looked up once (see Children).
+        self._consumed = Children(metrics.records_consumed)
+        self._processed = Children(metrics.records_processed)
+        self._lag = Children(metrics.delivery_lag)
         self._route_backoff = route_backoff
         self._health = health
         self._clock = clock
@@ -162,6 +168,7 @@ class Engine:
         self._flush_scheduled = False
         self._auth_ok = True
         self._counts: Counter[str] = Counter()
+        self._taken = 0  # records taken so far: each item's ``order``
         self._empty = asyncio.Event()
         self._empty.set()
         self._commit_wakeup = asyncio.Event()
@@ -231,7 +238,7 @@ class Engine:
                 self._counts["already_done"] += 1
                 continue
             self._counts["consumed"] += 1
-            self._metrics.records_consumed.labels(inb.tp.topic).inc()
+            self._consumed(inb.tp.topic).inc()
             self._empty.clear()
             self._shares.add(inb.tp, inb.size)
             self._budget.add(inb.size)
@@ -239,7 +246,8 @@ class Engine:
                 item = _Item(inb, part, _placeholder(inb))
                 self._finish(item, FILTERED if inb.skip else OutcomeKind.SKIPPED.value, rule=None)
                 continue
-            part.backlog.append(_Item(inb, part, inb.record))
+            self._taken += 1
+            part.backlog.append(_Item(inb, part, inb.record, order=self._taken))
             touched[inb.tp] = part
         for part in touched.values():
             self._route_backlog(part)
@@ -479,7 +487,9 @@ class Engine:
         for index, call in enumerate(result.calls):
             attempts = CallAttempts()
             try:
-                await self._deliverer.deliver(call, attempts, resumes=index > 0, ticket=ticket)
+                await self._deliverer.deliver(
+                    call, attempts, resumes=index > 0, ticket=ticket, order=item.order
+                )
             except DeliveryFailed as failed:
                 if ticket is not None:
                     self._deliverer.release(ticket)
@@ -499,7 +509,7 @@ class Engine:
             subscribed = subscribed or call.endpoint == Endpoint.SUBSCRIBE
         ts = item.record.timestamp_ms
         if ts is not None:
-            self._metrics.delivery_lag.labels(item.record.topic).observe(max(0.0, self._clock() - ts / 1000))
+            self._lag(item.record.topic).observe(max(0.0, self._clock() - ts / 1000))
         self._finish(item, OutcomeKind.DELIVERED.value, rule=rule)
         if subscribed:
             # Subscribing twice texts the person again: commit past it as soon as the watermark allows.
@@ -523,7 +533,7 @@ class Engine:
             return
         self._counts[outcome] += 1
         if outcome != FILTERED:
-            self._metrics.records_processed.labels(item.record.topic, rule or "none", outcome).inc()
+            self._processed(item.record.topic, rule or "none", outcome).inc()
         # A revoked partition's tracker is no longer committed from: finishing there changes nothing.
         offsets = item.part.offsets
         head = offsets.committable
@@ -579,14 +589,17 @@ class Engine:
         todo: dict[TP, Commit] = {}
         now = self._monotonic()
         for tp, part in self._parts.items():
-            c = part.offsets.commit()
-            if c is None:
+            offsets = part.offsets
+            pos = offsets.committable
+            if pos is None:
                 continue
-            key = (c.offset, part.offsets.finished_above_count)
-            if part.sent is None and key == (part.offsets.confirmed, 0):
+            # Decide from (position, finished-above count) first: the metadata walks and compresses every
+            # offset finished above the position, so it is built only for a commit that is sent.
+            key = (pos, offsets.finished_above_count)
+            if part.sent is None and key == (offsets.confirmed, 0):
                 continue
             if key == part.sent and (
-                part.offsets.confirmed >= c.offset or now - part.sent_at < self._s.commit_interval_s
+                offsets.confirmed >= pos or now - part.sent_at < self._s.commit_interval_s
             ):
                 # Asked for already: confirmed, or not yet overdue. An unconfirmed one (the commit failed:
                 # the broker was down, the coordinator moving; or a retried older commit was written after
@@ -594,7 +607,7 @@ class Engine:
                 continue
             part.sent = key
             part.sent_at = now
-            todo[tp] = c
+            todo[tp] = Commit(pos, offsets.metadata())
         if todo and self._source is not None:
             self._source.commit(todo)
         return todo

@@ -148,7 +148,14 @@ class PartitionOffsets:
         pos = self.committable
         if pos is None:
             return None
-        return Commit(pos, encode_done(pos, self.finished_above()) if self.finished_above_count else "")
+        return Commit(pos, self.metadata())
+
+    def metadata(self) -> str:
+        """The commit metadata for the committable position: the finished offsets above it, encoded."""
+        pos = self.committable
+        if pos is None or not self.finished_above_count:
+            return ""
+        return encode_done(pos, self.finished_above())
 
     @property
     def unfinished(self) -> int:

@@ -289,7 +289,7 @@ class DeafLimiter(RateLimiter):
     def observe_headers(self, endpoint: Endpoint, headers: Any, *, sent_at: float | None = None) -> None:
         pass
 
-    def hold(self, endpoint: Endpoint, seconds: float) -> None:
+    def hold(self, endpoint: Endpoint, seconds: float, *, sent_at: float | None = None) -> None:
         pass
 
 

@@ -128,3 +128,59 @@ async def test_a_revoke_lets_go_at_once_of_a_record_that_sent_nothing_and_drains
     assert sender.delivered == ["orders/0/0/0", "orders/0/0/1"]
     assert positions[TP("orders", 0)].offset == 1
     assert rig.deliverer.half_delivered == 0
+
+
+async def test_first_calls_are_served_oldest_record_first_whatever_their_arrival(make_rig: Rigs) -> None:
+    """A record that waited for its key's earlier record arrives late at its endpoint's queue; served by
+    arrival it would wait the whole queue again (once per record of its key). Oldest record first instead;
+    calls without an order keep their arrival order among themselves."""
+    sender = GatedSender()
+    rig = await make_rig(sender=sender)
+    d = rig.deliverer
+    arrivals = [("o/0/30/0", 30), ("o/0/31/0", 31), ("o/0/7/0", 7), ("o/0/32/0", 32), ("o/0/8/0", 8)]
+    tasks = []
+    for n, (rid, order) in enumerate(arrivals, start=1):
+        tasks.append(asyncio.create_task(d.deliver(call(rid), order=order)))
+        await eventually(lambda: len(d._queues["custom_event"]) == n)  # noqa: B023, SLF001
+    for _ in arrivals:
+        sender.permits.put_nowait(None)
+    await asyncio.gather(*tasks)
+    assert [rid for rid, _ in sender.sent] == ["o/0/7/0", "o/0/8/0", "o/0/30/0", "o/0/31/0", "o/0/32/0"]
+
+
+async def test_a_resuming_call_still_goes_before_an_older_first_call(make_rig: Rigs) -> None:
+    sender = GatedSender()
+    rig = await make_rig(sender=sender)
+    d = rig.deliverer
+    old_first = asyncio.create_task(d.deliver(call("o/0/1/0"), order=1))
+    await eventually(lambda: len(d._queues["custom_event"]) == 1)  # noqa: SLF001
+    resuming = asyncio.create_task(d.deliver(call("o/0/50/1"), resumes=True, order=50))
+    await eventually(lambda: len(d._queues["custom_event"]) == 2)  # noqa: SLF001
+    sender.permits.put_nowait(None)
+    sender.permits.put_nowait(None)
+    await asyncio.gather(old_first, resuming)
+    assert [rid for rid, _ in sender.sent] == ["o/0/50/1", "o/0/1/0"]
+
+
+async def test_the_engine_serves_a_record_that_waited_for_its_key_before_later_records(
+    make_rig: Rigs,
+) -> None:
+    """Offsets 0 and 1 share a key, 2..5 do not: 1 joins the endpoint's queue only after 0 is delivered, behind
+    2..5 — and still goes next, being older."""
+    sender = GatedSender()
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([TP("orders", 0)])
+    keys = [b"a", b"a", b"b", b"c", b"d", b"e"]
+    rig.engine.accept([rec(i, key=k) for i, k in enumerate(keys)])
+    queues = rig.deliverer._queues  # noqa: SLF001
+
+    def waiting() -> int:
+        return len(queues["custom_event"]) if "custom_event" in queues else 0
+
+    await eventually(lambda: waiting() == 5)  # 0, 2, 3, 4, 5 (1 waits in its key's lane)
+    sender.permits.put_nowait(None)
+    await eventually(lambda: sender.delivered == ["orders/0/0"] and waiting() == 5)  # 1 has joined
+    for _ in range(5):
+        sender.permits.put_nowait(None)
+    assert await rig.engine.wait_idle(5.0)
+    assert sender.delivered == [f"orders/0/{i}" for i in (0, 1, 2, 3, 4, 5)]

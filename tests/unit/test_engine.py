@@ -358,3 +358,32 @@ async def test_schema_fetches_run_off_the_event_loop_and_registry_outages_hold_t
     assert rig.sender.delivered == ["orders/0/0", "orders/0/1"]
     assert fetched_on and loop_thread not in fetched_on
     assert rig.engine.stats()["dead_lettered"] == 0
+
+
+async def test_commit_metadata_is_built_only_for_a_commit_that_is_sent(
+    make_rig: Rigs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata walks and compresses every offset finished above the position: behind one slow record that
+    is thousands, and the commit loop looks every 50 ms. Unchanged position and count: not built at all."""
+    from connector.source.offsets import PartitionOffsets
+
+    built: list[int] = []
+    real = PartitionOffsets.metadata
+
+    def counting(self: PartitionOffsets) -> str:
+        built.append(1)
+        return real(self)
+
+    monkeypatch.setattr(PartitionOffsets, "metadata", counting)
+    sender = FakeSender()
+    sender.slow["orders/0/0"] = 50.0
+    rig = await make_rig(sender=sender)
+    rig.engine.assigned([T0])
+    rig.engine.accept([rec(0, key=b"slow")] + [rec(i, key=f"k{i}".encode()) for i in range(1, 40)])
+    await eventually(lambda: rig.engine.stats()["delivered"] == 39)
+    rig.engine.commit_async()  # (unless the commit loop asked for it already)
+    assert decode_done(rig.source.metadata[-1][T0], 0) == set(range(1, 40))
+    before = len(built)
+    for _ in range(5):
+        assert rig.engine.commit_async() == {}  # asked for already, nothing changed
+    assert len(built) == before

@@ -43,3 +43,13 @@ def test_consumer_protocol_sets_no_classic_only_settings(
     assert "session.timeout.ms" not in conf
     assert conf["enable.auto.commit"] is False and conf["enable.auto.offset.store"] is False
     assert "kafka.client.session.timeout.ms is ignored with group.protocol=consumer" in caplog.text
+
+
+def test_the_fetch_defaults_can_be_overridden_in_kafka_client(tmp_path: Path) -> None:
+    """A partition let go after a hold is fetched within 0.1 s by default (librdkafka's 0.5 s fetch wait
+    delayed its records); the user's kafka.client still wins."""
+    conf = consumer_config(load_config(write(tmp_path, MINIMAL), env={}))
+    assert conf["fetch.wait.max.ms"] == 100
+    assert conf["max.partition.fetch.bytes"] == 65536
+    text = MINIMAL + "kafka:\n  client:\n    fetch.wait.max.ms: 500\n"
+    assert consumer_config(load_config(write(tmp_path, text), env={}))["fetch.wait.max.ms"] == 500
