@@ -152,10 +152,10 @@ def plan_counts(signatures: Mapping[Signature, int], need: Mapping[Endpoint, flo
 def cap_counts(counts: Mapping[Signature, int], need: Mapping[Endpoint, float]) -> dict[Signature, int]:
     """``counts`` scaled down until no endpoint gets more than ``need[e]`` calls (+2 %).
 
-    Records fan out: every signup calls identity before it subscribes or unsubscribes, so subscribe's and
-    unsubscribe's needs overshoot identity's (10/s against 10 + 5). Where an endpoint must not be driven past
-    its share — the added-latency run at half of every limit — the records reaching it are thinned out
-    instead, so that run is at most half for every endpoint rather than near the limit for identity.
+    Records fan out (an opt-in signup calls identity, then subscribe, then custom attributes; a loyalty event
+    custom attributes and custom events), so meeting one endpoint's need can overshoot another's. Where no
+    endpoint may be driven past its share — the added-latency run at half of every limit, the saturation run
+    at the limits — the records reaching an overshot endpoint are thinned out instead.
     """
     out = dict(counts)
     for _ in range(50):

@@ -5,7 +5,8 @@ bounds the concurrency the engine can find. The benchmark runs the shaped phase 
 says which in its JSON (``key_distribution``):
 
 * ``samples`` — the sample pool as generated: a small population, about 4 records per customer in the pool
-  and, because the shaped mix cycles through the pool, about 8 per customer in a run;
+  and, because the shaped mix cycles through the pool, about 25 per customer in a saturation run (12,400
+  records, 499 keys: ``saturation_keys`` in the JSON);
 * ``realistic`` — 50,000 customers whose numbers of events follow a Zipf law over counts
   (P(k events) ∝ k^-2.5, at most 20 in a run): most customers have one or two events, a few have a dozen or more.
   Each record keeps its content and gets a customer id (and Kafka key) drawn so.
@@ -23,7 +24,7 @@ from bench.backlog import Pool, PoolRecord
 SAMPLES = "samples"
 REALISTIC = "realistic"
 DESCRIPTIONS = {
-    SAMPLES: "samples: the generated pool's customers (~8 records per customer in a run)",
+    SAMPLES: "samples: the generated pool's customers (~25 records per customer in a saturation run)",
     REALISTIC: "realistic: 50,000 customers, events per customer Zipf(2.5) over counts (most have 1-2)",
 }
 CUSTOMERS = 50_000

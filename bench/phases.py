@@ -243,10 +243,9 @@ class Run:
     def _shaped_run(self, sb: Any, distribution: str, suffix: str) -> None:
         limits = {e: self.cfg.attentive.rate_limit(e) for e in Endpoint}
         busy_s, lat_s = self.sizes.shaped_busy_s, self.sizes.latency_s
-        # 1. saturation: every endpoint has about limit × busy_s requests to make — and none more: every
-        # signup calls identity (10/s) before it subscribes (10/s) or unsubscribes (5/s), so meeting their
-        # needs would give identity 1.5 × its own, and the records keyed like a queued signup would trickle
-        # in for 10 s after the other endpoints finished (a tail that measured the mix, not the engine).
+        # 1. saturation: every endpoint has about limit × busy_s requests to make — and none more: a backlog
+        # with more calls than an endpoint's share would trickle in after the others finished (a tail that
+        # measured the mix, not the engine).
         need = {e: r * busy_s for e, r in limits.items()}
         busy = keys.rekey(self.pool, bl.shaped_mix(self.pool, need, at_most=True), distribution)
         start = bl.end_offsets(self.stack.bootstrap, TOPICS)

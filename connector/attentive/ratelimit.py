@@ -14,8 +14,9 @@ unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit``
    catching up. The rate is the configured one, lowered to the server's ``x-ratelimit-limit`` when smaller.
 2. **Sharing, only when another replica is seen.** Alone, the headers never slow us down: ``remaining`` is
    compared with what our own sends of the last second explain, and only when the server counted clearly
-   more (another replica spends the same key) do the two mechanisms below switch on, for ``_SHARED_FOR_S`` (60 s)
-   after the last such sighting:
+   more (another replica spends the same key: by 10 % of the limit at once, or by 3 % in two windows — a
+   lone client's requests reordered on their way look like a small excess now and then) do the two
+   mechanisms below switch on, for ``_SHARED_FOR_S`` (60 s) after the last such sighting:
    a. *Headroom slow-down.* When ``remaining`` falls below ``headroom * limit`` (at least 3), this client's
       share of it (its part of what was consumed in the window), less what it already sent or reserved, is
       spread over the rest of the (estimated) window. At ``remaining == 0`` the endpoint waits for the next
@@ -59,6 +60,9 @@ _LOW_RATE_MARGIN_S = 0.02
 # late wake-up can then be made up (the cap lets up to 0.8 % more through than the schedule) while the cap still
 # keeps a little margin over the server's one second.
 _CAP_MARGIN_S = 0.002
+# A 429 for a request sent less than this after a window boundary (by the estimated phase) is the previous
+# window's (see EndpointLimiter.hold).
+_HOLD_TOLERANCE_S = 0.05
 # How far behind "now" the schedule may be caught up after a late wake-up (never after idling).
 _CATCH_UP_S = 0.2
 # At low limits (subscribe 10/s, unsubscribe 5/s) a 10% headroom is under one request; start spreading the
@@ -70,6 +74,12 @@ _ALONE_SHARE = 0.8
 _OTHERS_SLACK = 0.03
 _OTHERS_MIN = 1
 _SHARED_FOR_S = 60.0  # replicas come and go slowly; alone again after a minute
+# A small excess (over _OTHERS_SLACK, under _OTHERS_CLEAR) switches sharing on only when it is seen again in a
+# later window within _CONFIRM_S: a lone client sees one now and then — at start-up, requests that waited for a
+# new connection reach the server after later ones (the shaped benchmark: 34 counted, 29 ours, then a minute of
+# stop-and-go pacing); another replica spending the key shows it window after window.
+_OTHERS_CLEAR = 0.1
+_CONFIRM_S = 5.0
 # Light use (see EndpointLimiter._light): fewer than this share of the limit sent in the last _LIGHT_SPAN_S
 # (longer than a window, so arrival jitter cannot crowd one), and a request goes at once, unpaced. A simulation
 # (tests/unit/test_attentive_ratelimit.py) finds no 429 more than pacing alone at any load up to 0.75.
@@ -105,6 +115,7 @@ class EndpointLimiter:
         self._slow_until = -math.inf
         self._generation = 0  # bumped when a hold invalidates reservations made earlier
         self._shared_until = -math.inf  # another replica was seen spending this key until about then
+        self._sighted_at = -math.inf  # send time of the answer that last showed a small excess (unconfirmed)
         self._window_start: float | None = None
         self._window_opened_by = -math.inf  # send time of the request whose answer opened the window
         self._window_min = 0
@@ -286,24 +297,30 @@ class EndpointLimiter:
         window that refused the request ends, when a window is known and that comes first.
 
         ``Retry-After`` is whole seconds, so in a one-second window it always says ``1`` for "the rest of this
-        second", which is half of one on average: waiting it out lost a second of the endpoint per 429. The
-        window's end is estimated from the headers (see :meth:`observe`), later than the server's by about one
-        response time, so the hold never ends before the server's window does.
+        second", which is half of one on average: waiting it out lost a second of the endpoint per 429.
 
         ``sent_at`` (clock time the refused request started) places the refusal in its window: the answer
-        arrives a response time after the request, often after the next window began. A request sent before
-        the one whose answer opened the current window was refused by a window that has ended: no hold (a
-        429 answered at 16.09 for a request of 15.99 held the endpoint until 17.07 — a whole second lost).
+        arrives a response time after the request, often after the next window began. The windows' phase is
+        the send time of the first request seen answered in a new window (see :meth:`observe`): the server's
+        boundary came just before it reached the server. A request sent before that phase — or less than
+        ``_HOLD_TOLERANCE_S`` after a whole number of seconds after it — was refused by a window that has
+        ended: no hold (a 429 answered at 16.09 for a request of 15.99 held the endpoint until 17.07; one whose
+        answer arrived after the window estimate had moved on by the clock alone held it for a whole second —
+        the shaped benchmark's one-second dips of every 150/s endpoint after a garbage-collection pause).
         """
         now = self._clock()
         until = now + max(0.0, seconds)
-        if self._window_start is not None and seconds <= WINDOW_S:
-            if sent_at is not None and sent_at < self._window_opened_by:
-                return
-            # Windows are fixed seconds: the refusing one ends a whole number of seconds after the one seen.
+        phase = self._window_opened_by
+        if phase > -math.inf and seconds <= WINDOW_S:
+            # Windows are fixed seconds: the refusing one ends a whole number of seconds after the phase. A
+            # request sent just after a later boundary (the phase moved on by whole seconds) was refused by
+            # the window before it: a lone client's window fills only at its end, and the phase may be a few
+            # ms early (the opener's time on its way to the server). In the opener's own window, no such doubt.
             ref = now if sent_at is None else min(now, sent_at)
-            elapsed = max(0.0, ref - self._window_start)
-            end = self._window_start + (math.floor(elapsed / WINDOW_S) + 1) * WINDOW_S
+            k = math.floor((ref - phase) / WINDOW_S)
+            if k >= 1 and ref - (phase + k * WINDOW_S) < _HOLD_TOLERANCE_S:
+                k -= 1
+            end = phase + (k + 1) * WINDOW_S
             until = min(until, end + _WINDOW_MARGIN_S)
         if until > now:
             self._hold_until(until)
@@ -315,7 +332,9 @@ class EndpointLimiter:
             self._generation += 1
 
     def _others_seen(self, lim: int, remaining: int, sent: float) -> bool:
-        """The server counted clearly more in its current window than our own sends of the last second.
+        """The server counted clearly more in its current window than our own sends of the last second:
+        by more than ``_OTHERS_CLEAR`` of the limit at once, or by more than ``_OTHERS_SLACK`` in two windows
+        within ``_CONFIRM_S``.
 
         Our sends in ``(sent - 1.05 s, sent + 5 ms]``: ``_sent`` is in time order, so two binary searches
         (C ``bisect`` over a deque of at most ~1.5 s of sends) count them without walking the window. Also
@@ -325,11 +344,36 @@ class EndpointLimiter:
         own = bisect.bisect_right(sent_times, sent + 0.005) - bisect.bisect_right(
             sent_times, sent - WINDOW_S - 0.05
         )
-        if lim - remaining > own + 1:
+        excess = lim - remaining - own
+        if excess > 1:
             self._alone_since = None
         elif self._alone_since is None:
             self._alone_since = self._clock()
-        return lim - remaining > own + max(_OTHERS_MIN, _OTHERS_SLACK * lim)
+        if excess > max(_OTHERS_MIN, _OTHERS_CLEAR * lim):
+            return True
+        if excess <= max(_OTHERS_MIN, _OTHERS_SLACK * lim):
+            return False
+        first = self._sighted_at
+        if WINDOW_S <= sent - first <= _CONFIRM_S:
+            return True  # seen again, a window later
+        if not 0 <= sent - first < WINDOW_S:
+            self._sighted_at = sent  # a first sighting (or the last one is too old to confirm)
+        return False
+
+    def _next_window(self, now: float) -> None:
+        """A second has passed since the window began and no answer showed the next one's budget yet (they
+        are late): move on by whole seconds, keeping the phase. (Opening it at this answer instead put the
+        phase anywhere in the second, and a 429 answered then held the endpoint for a whole one.)"""
+        assert self._window_start is not None
+        seconds = math.floor((now - self._window_start) / WINDOW_S) * WINDOW_S
+        self._window_start += seconds
+        self._window_opened_by += seconds
+        self._window_min = self._server_limit or math.floor(self._configured_rate)  # none of it seen yet
+        self._own_in_window = 0
+        self._slow_until = -math.inf
+        self._seen_sent = -math.inf
+        self.remaining = None
+        self._share = 1.0
 
     def observe(self, limit: int | None, remaining: int | None, *, sent_at: float | None = None) -> None:
         """Feed one response's ``x-ratelimit-limit`` / ``x-ratelimit-remaining`` (either may be missing).
@@ -343,17 +387,17 @@ class EndpointLimiter:
         sent = now if sent_at is None else sent_at
         if limit is not None and limit > 0:
             self.server_limit = limit
-        if remaining is None or sent < self._window_opened_by:
+        if remaining is None:
             return
+        if self._window_start is not None and now - self._window_start >= WINDOW_S:
+            self._next_window(now)
+        if sent < self._window_opened_by:
+            return  # a late answer from an earlier window
         lim = self.server_limit or int(self.configured_rate)
         if self._others_seen(lim, remaining, sent):
             self._shared_until = now + _SHARED_FOR_S
         jump = max(1, math.ceil(0.05 * lim))
-        if (
-            self._window_start is None
-            or now - self._window_start >= WINDOW_S
-            or remaining >= self._window_min + jump
-        ):
+        if self._window_start is None or remaining >= self._window_min + jump:
             self._window_start = now
             self._window_opened_by = sent
             self._window_min = remaining
