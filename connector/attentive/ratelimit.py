@@ -360,19 +360,25 @@ class EndpointLimiter:
             self._sighted_at = sent  # a first sighting (or the last one is too old to confirm)
         return False
 
-    def _next_window(self, now: float) -> None:
+    def _next_window(self, now: float, lim: int) -> None:
         """A second has passed since the window began and no answer showed the next one's budget yet (they
         are late): move on by whole seconds, keeping the phase. (Opening it at this answer instead put the
         phase anywhere in the second, and a 429 answered then held the endpoint for a whole one.)"""
         assert self._window_start is not None
         seconds = math.floor((now - self._window_start) / WINDOW_S) * WINDOW_S
-        self._window_start += seconds
-        self._window_opened_by += seconds
-        self._window_min = self._server_limit or math.floor(self._configured_rate)  # none of it seen yet
+        # None of the new window's budget seen yet: its lowest ``remaining`` is the whole limit.
+        self._begin_window(self._window_start + seconds, self._window_opened_by + seconds, lim)
+        self.remaining = None
+
+    def _begin_window(self, start: float, opened_by: float, window_min: int) -> None:
+        """Track a new server window: its estimated start, its phase (the send time of its opener), the lowest
+        ``remaining`` seen in it; what was counted in the last one is cleared."""
+        self._window_start = start
+        self._window_opened_by = opened_by
+        self._window_min = window_min
         self._own_in_window = 0
         self._slow_until = -math.inf
         self._seen_sent = -math.inf
-        self.remaining = None
         self._share = 1.0
 
     def observe(self, limit: int | None, remaining: int | None, *, sent_at: float | None = None) -> None:
@@ -389,22 +395,18 @@ class EndpointLimiter:
             self.server_limit = limit
         if remaining is None:
             return
+        lim = self.server_limit or int(self.configured_rate)
         if self._window_start is not None and now - self._window_start >= WINDOW_S:
-            self._next_window(now)
+            self._next_window(now, lim)
         if sent < self._window_opened_by:
             return  # a late answer from an earlier window
-        lim = self.server_limit or int(self.configured_rate)
         if self._others_seen(lim, remaining, sent):
             self._shared_until = now + _SHARED_FOR_S
         jump = max(1, math.ceil(0.05 * lim))
-        if self._window_start is None or remaining >= self._window_min + jump:
-            self._window_start = now
-            self._window_opened_by = sent
-            self._window_min = remaining
-            self._own_in_window = 0
-            self._slow_until = -math.inf
-            self._seen_sent = -math.inf
-            self._share = 1.0
+        start = self._window_start
+        if start is None or remaining >= self._window_min + jump:
+            self._begin_window(now, sent, remaining)
+            start = now
         if sent >= self._seen_sent:  # answers can arrive out of order: keep the newest request's view
             self._seen_sent = sent
             self.remaining = remaining
@@ -412,7 +414,7 @@ class EndpointLimiter:
         self._own_in_window += 1
         if now >= self._shared_until:
             return  # alone: pacing at the rate already keeps every window under the limit
-        window_end = self._window_start + WINDOW_S
+        window_end = start + WINDOW_S
         consumed = max(1, lim - remaining)
         share = min(1.0, self._own_in_window / consumed)
         # Answers that cross the window boundary make a lone client look like it owns a bit less than all of
