@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from connector.attentive import ratelimit
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.ratelimit import EndpointLimiter, RateLimiter
 from connector.config import AttentiveSettings
@@ -37,9 +38,18 @@ def limiter(rate: float, vt: VirtualTime, headroom: float = 0.1) -> EndpointLimi
     return EndpointLimiter(rate, headroom=headroom, clock=vt.clock, sleep=vt.sleep)
 
 
+async def warmed_up(lim: EndpointLimiter, vt: VirtualTime) -> None:
+    """Move ``lim`` past its warm-up (the 95 % pacing just after a cold start, tested on its own below): one
+    request, then two quiet seconds — longer than the warm-up and the send times the limiter keeps."""
+    await lim.acquire()
+    vt.now += 2.0
+    assert not lim.warming_up
+
+
 async def test_paces_evenly_at_the_rate() -> None:
     vt = VirtualTime()
     lim = limiter(150, vt)
+    await warmed_up(lim, vt)
     times = []
     for _ in range(450):
         await lim.acquire()
@@ -99,6 +109,7 @@ async def test_alone_the_headers_never_slow_pacing_down() -> None:
     no slow-down, no hold at ``remaining == 0`` — just the pacing."""
     vt = VirtualTime(start=3000.0)
     lim = limiter(10, vt)
+    await warmed_up(lim, vt)
     window = FixedWindow(10)
     times: list[float] = []
     pending: list[tuple[float, float, Decision]] = []
@@ -133,6 +144,7 @@ async def test_never_more_than_the_limit_in_any_fixed_second(offset: float) -> N
 async def test_server_limit_lower_than_configured_wins() -> None:
     vt = VirtualTime()
     lim = limiter(150, vt)
+    await warmed_up(lim, vt)
     lim.observe(limit=20, remaining=19)
     assert lim.rate == 20
     await lim.acquire()
@@ -322,6 +334,7 @@ async def test_headroom_slow_down_spreads_our_share_over_the_rest_of_the_window(
 async def test_no_slow_down_when_alone_at_the_end_of_a_window() -> None:
     vt = VirtualTime()
     lim = limiter(150, vt)
+    await warmed_up(lim, vt)
     times = []
     for i in range(150):
         await lim.acquire()
@@ -388,14 +401,24 @@ async def test_concurrent_waiters_are_spaced_and_re_reserve_after_a_hold() -> No
 
 
 async def simulate(
-    replicas: int, rate: float, limit: int, seconds: float, *, feedback: bool = True, jitter_s: float = 0.0
+    replicas: int,
+    rate: float,
+    limit: int,
+    seconds: float,
+    *,
+    feedback: bool = True,
+    jitter_s: float = 0.0,
+    start: float = 5000.3,
+    connect_s: float = 0.0,
 ) -> tuple[float, float]:
     """``replicas`` clients sharing one endpoint's fixed window, answers fed back. Each request reaches the
     server 1 ms (+ up to ``jitter_s``: scheduling lag, network) after its slot; the answer takes 1 ms more.
+    Requests sent in the first ``connect_s`` wait for their connection: they all arrive just after it.
 
     Returns (throughput as a share of the limit, share of requests answered 429)."""
     rng = random.Random(42)
-    vt = VirtualTime(start=5000.3)
+    vt = VirtualTime(start=start)
+    connected = start + connect_s
     lims = [EndpointLimiter(rate, clock=vt.clock, sleep=vt.sleep) for _ in range(replicas)]
     window = FixedWindow(limit)
     ok = denied = 0
@@ -414,7 +437,7 @@ async def simulate(
                     owner.hold(decision.retry_after_s, sent_at=sent)
             continue
         await lim.acquire()  # advances virtual time to the slot
-        arrives = vt.now + 0.001 + rng.uniform(0, jitter_s)
+        arrives = max(vt.now, connected) + 0.001 + rng.uniform(0, jitter_s)
         decision = window.take(arrives)
         ok += decision.allowed
         denied += not decision.allowed
@@ -451,6 +474,69 @@ async def test_replicas_sharing_a_key_back_off_before_429s(
     throughput, denied = await simulate(replicas, limit, limit, 20, jitter_s=jitter_s)
     assert denied <= 0.005
     assert throughput >= 0.9
+
+
+@pytest.mark.parametrize("start", [5000.0, 5000.5, 5000.95, 5000.99])
+@pytest.mark.parametrize("limit", [150, 10, 5])
+async def test_requests_waiting_for_connections_at_start_up_get_no_429(limit: int, start: float) -> None:
+    """The first requests of a cold limiter wait 50 ms for connections and arrive bunched with the next ones,
+    often in the server's next second: the warm-up keeps that second under the limit."""
+    throughput, denied = await simulate(1, limit, limit, 10, start=start, connect_s=0.05, jitter_s=0.005)
+    assert denied == 0
+    assert throughput >= 0.95
+
+
+async def test_without_the_warm_up_connection_waits_at_start_up_would_get_429s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The control: the same start-up at full rate from the first request (no warm-up) is refused."""
+    monkeypatch.setattr(ratelimit, "_WARMUP_SHARE", 1.0)
+    denied = [
+        (await simulate(1, 150, 150, 3, start=start, connect_s=0.05, jitter_s=0.005))[1]
+        for start in (5000.95, 5000.97)
+    ]
+    assert min(denied) > 0
+
+
+async def test_warm_up_after_start_up_and_after_a_long_idle_only() -> None:
+    """95 % of the limit for 1.5 s after the first request — again after 15 s without one, not after 14 s."""
+    vt = VirtualTime()
+    lim = limiter(150, vt)
+    warm_interval = 1 / (0.95 * 150)
+
+    async def gaps(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            await lim.acquire()
+            times.append(vt.now)
+        return [b - a for a, b in itertools.pairwise(times)]
+
+    assert lim.warming_up is False  # nothing taken yet
+    assert await gaps(100) == pytest.approx([warm_interval] * 99)
+    assert lim.warming_up
+    vt.now += 1.5
+    assert not lim.warming_up
+    assert await gaps(10) == pytest.approx([1.01 / 150] * 9)
+    vt.now += 14.0  # a short idle: connections stay open
+    await lim.acquire()
+    assert not lim.warming_up
+    vt.now += 15.5  # idle longer than a kept-alive connection lives: a cold start again
+    assert await gaps(10) == pytest.approx([warm_interval] * 9)
+    assert lim.warming_up
+
+
+@pytest.mark.parametrize(("rate", "first_second"), [(150, 142), (10, 9), (5, 4)])
+async def test_a_cold_limiter_sends_95_percent_of_the_limit_in_its_first_second(
+    rate: int, first_second: int
+) -> None:
+    vt = VirtualTime()
+    lim = limiter(rate, vt)
+    t0 = vt.now
+    times = []
+    while vt.now < t0 + 1.0:
+        await lim.acquire()
+        times.append(vt.now)
+    assert sum(1 for t in times if t < t0 + 1.0) == first_second
 
 
 async def test_without_the_headers_replicas_would_be_rate_limited() -> None:
@@ -491,12 +577,12 @@ def test_try_acquire_takes_only_a_turn_that_is_due_and_agrees_with_delay() -> No
 def test_rate_derived_values_follow_the_server_limit() -> None:
     vt = VirtualTime()
     lim = limiter(150, vt)
-    assert (lim.rate, lim._cap_count()) == (150, 150)
+    assert (lim.rate, lim._cap_count(0.0)) == (150, 150)
     lim.observe(40, 39)
-    assert (lim.rate, lim._cap_count()) == (40, 40)
+    assert (lim.rate, lim._cap_count(0.0)) == (40, 40)
     assert lim._interval(vt.now) == pytest.approx(1.01 / 40)
     lim.configured_rate = 10
-    assert (lim.rate, lim._cap_count()) == (10, 10)
+    assert (lim.rate, lim._cap_count(0.0)) == (10, 10)
     assert lim._interval(vt.now) == pytest.approx(1.02 / 10)  # the low-rate margin
 
 
