@@ -597,23 +597,30 @@ def confirm_alone(lim: EndpointLimiter, vt: VirtualTime, limit: int) -> None:
         vt.now += 0.6
 
 
-def test_alone_and_lightly_used_a_burst_under_3_4_of_the_limit_goes_at_once_then_is_paid_back() -> None:
+@pytest.mark.parametrize(
+    ("limit", "burst", "interval"),
+    [(150, 112, 1.01 / 150), (10, 10, 1.02 / 10), (5, 5, 1.02 / 5)],  # 3/4 of 150/s; the whole of a low limit
+)
+def test_alone_and_lightly_used_a_burst_goes_at_once_then_is_paid_back(
+    limit: int, burst: int, interval: float
+) -> None:
     vt = VirtualTime()
-    lim = limiter(10, vt)
-    confirm_alone(lim, vt, 10)
+    lim = limiter(limit, vt)
+    confirm_alone(lim, vt, limit)
     vt.now += 2.0  # idle: the last second holds none of our requests
     sent = []
     while lim.try_acquire():  # what may go right now, without waiting
         sent.append(vt.now)
-    assert len(sent) == 7  # under 3/4 of the limit of 10/s
-    assert lim.delay() == pytest.approx(7 * 1.02 / 10)  # the burst is paid back by the pacing after it
-    # and no second ever holds more than the limit: run on at full demand
+    assert len(sent) == burst
+    assert lim.delay() == pytest.approx(burst * interval)  # the burst is paid back by the pacing after it
+    # and no second (nor 1 s + the pacing margin) ever holds more than the limit: run on at full demand
     times = list(sent)
-    for _ in range(40):
+    for _ in range(limit * 4):
         vt.now += lim.delay()
         assert lim.try_acquire()
         times.append(vt.now)
-    assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= 10
+    span = 1.0 + (interval * limit - 1.0) - 1e-9
+    assert max(sum(1 for t in times if s <= t < s + span) for s in times) <= limit
 
 
 def test_no_light_use_before_a_whole_window_of_answers_showed_us_alone() -> None:
@@ -642,21 +649,30 @@ def test_no_light_use_while_another_replica_spends_the_key_or_during_a_hold() ->
     assert not lim2.try_acquire()
 
 
-async def light_load(limit: int, *, light: bool, jitter_s: float = 0.01) -> tuple[int, float]:
-    """Arrivals at 40 % of the limit (Poisson), one caller, answers 50-150 ms later, arrival jitter at a
-    fixed-window server. Returns (429s, mean wait in seconds)."""
-    rng = random.Random(11)
+async def light_load(
+    limit: int,
+    *,
+    light: bool,
+    jitter_s: float = 0.01,
+    share: float = 0.4,
+    seconds: float = 60,
+    seed: int = 11,
+    waits: list[float] | None = None,
+) -> tuple[int, float]:
+    """Arrivals at ``share`` of the limit (Poisson), one caller, answers 50-150 ms later, arrival jitter at a
+    fixed-window server. Returns (429s, mean wait in seconds); each wait is appended to ``waits``."""
+    rng = random.Random(seed)
     vt = VirtualTime(start=7000.4)
     lim = EndpointLimiter(limit, clock=vt.clock, sleep=vt.sleep)
     if not light:
         lim._light = lambda now: False  # type: ignore[method-assign]  # pure pacing, the control
     window = FixedWindow(limit)
     answers: list[tuple[float, Decision, float]] = []
-    waits: list[float] = []
+    waits = [] if waits is None else waits
     denied = 0
     t = vt.now
-    for _ in range(int(limit * 0.4 * 60)):
-        t += rng.expovariate(limit * 0.4)
+    for _ in range(int(limit * share * seconds)):
+        t += rng.expovariate(limit * share)
         vt.now = max(vt.now, t)
         answers.sort(key=lambda a: a[0])
         while answers and answers[0][0] <= vt.now:
@@ -679,3 +695,38 @@ async def test_light_use_waits_less_than_pacing_and_gets_no_429(limit: int) -> N
     light_429s, light_wait = await light_load(limit, light=True)
     assert paced_429s == light_429s == 0
     assert light_wait < 0.9 * paced_wait, (light_wait, paced_wait)
+
+
+@pytest.mark.parametrize(("limit", "before", "after"), [(5, 0.30, 0.20), (10, 0.15, 0.06)])
+async def test_at_half_a_low_limit_few_requests_wait_and_none_is_refused(
+    limit: int, before: float, after: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At half of unsubscribe's 5/s or subscribe's 10/s (Poisson arrivals, as the benchmark's added-latency
+    run), the old light-use rule (3/4 of the limit in 1.2 s at every rate) made many requests wait for the
+    pacing that paid back a burst of three or seven; up to the whole limit in 1 s + the low-rate margin, far
+    fewer wait over 50 ms, and no 429."""
+
+    async def over_50ms() -> tuple[int, float]:
+        waits: list[float] = []
+        denied = 0
+        for seed, jitter_s in ((11, 0.01), (12, 0.03)):
+            d, _ = await light_load(
+                limit, light=True, jitter_s=jitter_s, share=0.5, seconds=300, seed=seed, waits=waits
+            )
+            denied += d
+        return denied, sum(w > 0.05 for w in waits) / len(waits)
+
+    update_rate = EndpointLimiter._update_rate
+
+    def old_rule(self: EndpointLimiter) -> None:
+        update_rate(self)
+        self._light_share, self._light_span = ratelimit._LIGHT_SHARE, ratelimit._LIGHT_SPAN_S
+
+    with monkeypatch.context() as m:
+        m.setattr(EndpointLimiter, "_update_rate", old_rule)  # the control: the old rule at every rate
+        old_denied, old_share = await over_50ms()
+    new_denied, new_share = await over_50ms()
+    assert old_share > before, old_share  # the control really made them wait
+    assert new_share < after, (new_share, old_share)
+    assert new_denied <= old_denied
+    assert new_denied == 0
