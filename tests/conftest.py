@@ -3,15 +3,15 @@ test, the Attentive sandbox.
 
 The broker comes from :func:`connector.devkafka.broker.kafka_cluster` (``KAFKA_BOOTSTRAP_SERVERS``, Docker via
 testcontainers, or a local KRaft broker fetched from Maven Central). The registry is Apicurio Registry with its
-Confluent-compatible API (:mod:`connector.devkafka.apicurio`), started on first use. When a test fails, the
-tails of the local broker's and registry's logs are printed at the end of the run.
+Confluent-compatible API (:mod:`connector.devkafka.apicurio`), started on first use. When a test fails, its
+report carries the tails of the local broker's and registry's logs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -100,13 +100,19 @@ def sandbox_factory() -> Iterator[Callable[..., SandboxProcess]]:
             sb.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    failed = terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")
-    if failed and _local_brokers:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test's report carries the tails of this worker's broker and registry logs.
+
+    Attached to the report (not printed at the end of the session) so that they reach the terminal from
+    pytest-xdist's workers too, each next to the failure it may explain.
+    """
+    report = yield
+    if report.failed:
         for b in _local_brokers:
-            terminalreporter.write_sep("-", f"local Kafka broker log tail ({b.log_path})")
-            terminalreporter.write_line(b.log_tail(80))
-    if failed and _local_registries:
+            report.sections.append((f"local Kafka broker log tail ({b.log_path})", b.log_tail(80)))
         for r in _local_registries:
-            terminalreporter.write_sep("-", f"Apicurio Registry log tail ({r.log_path})")
-            terminalreporter.write_line(r.log_tail(40))
+            report.sections.append((f"Apicurio Registry log tail ({r.log_path})", r.log_tail(40)))
+    return report

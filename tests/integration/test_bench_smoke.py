@@ -17,7 +17,8 @@ import pytest
 from bench.report import REQUIRED_KEYS
 from tests.support import REPO
 
-pytestmark = pytest.mark.integration
+# serial: its bounds are real-time rates and timings, so it runs alone (see the marker in pyproject.toml)
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 NUMERIC_KEYS = (
     "consume_decode_records_per_s",

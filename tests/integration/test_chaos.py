@@ -56,7 +56,8 @@ from tests.integration.engine_support import (
 from tests.integration.registry_proxy import RegistryProxy
 from tests.support import SandboxProcess
 
-pytestmark = pytest.mark.integration
+# serial: its bounds are real-time rates and timings, so it runs alone (see the marker in pyproject.toml)
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 FAULTS = {"error_rates": {"500": 0.13, "503": 0.12}, "latency_ms": 10, "jitter_ms": 20}
 MAX_IN_FLIGHT = 64

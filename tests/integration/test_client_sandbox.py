@@ -197,6 +197,7 @@ async def test_wrong_key_and_unauthorized_window_are_auth_errors(start_sandbox: 
     assert (me.companyName, me.applicationName) == ("Sandbox Retail", "attentive-connector sandbox")
 
 
+@pytest.mark.serial  # real-time bounds
 async def test_network_errors_connection_refused_and_timeout(start_sandbox: StartSandbox) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -215,6 +216,7 @@ async def test_network_errors_connection_refused_and_timeout(start_sandbox: Star
     assert info.value.retriable and info.value.reason == "timeout"
 
 
+@pytest.mark.serial  # real-time bounds
 async def test_natural_429_carries_retry_after_and_holds_the_endpoint(start_sandbox: StartSandbox) -> None:
     """Another replica (here: raw requests) used up this second's budget; ours gets 429 + Retry-After."""
     sb = await start_sandbox(rate_limits={Endpoint.UNSUBSCRIBE: 2})
@@ -266,6 +268,7 @@ async def drive(
 # the server's CPU is not on the clients' event loop — as with the real Attentive.
 
 
+@pytest.mark.serial  # a 429 share and a rate against the real clock
 @pytest.mark.parametrize(
     ("endpoint", "limit", "seconds"), [(Endpoint.CUSTOM_EVENT, 150, 4.0), (Endpoint.SUBSCRIBE, 10, 4.0)]
 )
@@ -293,6 +296,7 @@ class DeafLimiter(RateLimiter):
         pass
 
 
+@pytest.mark.serial  # real-time bounds
 async def test_replicas_sharing_a_key_slow_down_before_429s(
     sandbox_factory: Callable[..., SandboxProcess],
 ) -> None:

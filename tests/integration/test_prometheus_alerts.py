@@ -54,7 +54,8 @@ from tests.integration.prometheus_server import PrometheusServer, start_promethe
 from tests.metric_catalog import dashboard_queries
 from tests.support import REPO, SandboxProcess
 
-pytestmark = pytest.mark.integration
+# serial: its bounds are real-time rates and timings, so it runs alone (see the marker in pyproject.toml)
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 ALERTS_FILE = REPO / "ops" / "prometheus" / "alerts.yml"
 DASHBOARD_FILE = REPO / "ops" / "grafana" / "attentive-connector.json"
