@@ -86,7 +86,7 @@ format: setup
 NARROWED := $(if $(strip $(ARGS)),yes,)
 test: tools lint
 	@failed=0; \
-	run_pass() { echo "== pytest -ra $$* (and ARGS)"; $(BIN)/pytest -ra "$$@" $(ARGS) || { rc=$$?; \
+	run_pass() { echo "== pytest -ra $$*"; $(BIN)/pytest -ra "$$@" $(ARGS) || { rc=$$?; \
 	  [ $$rc = 5 ] && [ -n "$(NARROWED)" ] || failed=$$rc; }; }; \
 	run_pass -n 2 --dist worksteal -m 'not serial'; \
 	run_pass -m serial; \

@@ -101,9 +101,7 @@ def sandbox_factory() -> Iterator[Callable[..., SandboxProcess]]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport() -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failing test's report carries the tails of this worker's broker and registry logs.
 
     Attached to the report (not printed at the end of the session) so that they reach the terminal from

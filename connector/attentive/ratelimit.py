@@ -6,7 +6,8 @@ unsubscribe 5/s) and reports the budget on every response: ``x-ratelimit-limit``
 
 1. **Pacing (GCRA / virtual scheduling).** Under light use (alone, fewer than 3/4 of the limit sent in the
    last 1.2 s; below 20/s fewer than the limit in the last 1.02 s) a request goes at once: no second can
-   come near the limit then, and waiting for a paced slot would only add latency. Beyond that, slot ``k`` of an endpoint is due at ``t0 + k * interval`` with
+   come near the limit then, and waiting for a paced slot would only add latency. Beyond that, slot ``k``
+   of an endpoint is due at ``t0 + k * interval`` with
    ``interval = (1 s + margin) / rate`` (10 ms margin; 20 ms under 20/s). A late wake-up (event-loop lag)
    does not move the schedule: the next slots are already due and go at once, so the lag is caught up (up to ``_CATCH_UP_S``); an idle endpoint
    banks nothing, its next slot is "now". A sliding-window cap on the actual send times (never more than
@@ -172,12 +173,12 @@ class EndpointLimiter:
             rate = min(rate, float(self._server_limit))
         self._rate = rate
         self._cap = max(1, math.floor(rate + 1e-9))
-        margin = _PACING_MARGIN_S if rate >= _LOW_RATE else _LOW_RATE_MARGIN_S
+        low = rate < _LOW_RATE
+        margin = _LOW_RATE_MARGIN_S if low else _PACING_MARGIN_S
         self._base_interval = (WINDOW_S + margin) / rate
         self._warm_cap = max(1, math.floor(rate * _WARMUP_SHARE + 1e-9))
         self._warm_interval = max(self._base_interval, WINDOW_S / (rate * _WARMUP_SHARE))
         # Light use: the span looked back over and the share of the cap that may go unpaced in it.
-        low = rate < _LOW_RATE
         self._light_span = WINDOW_S + margin if low else _LIGHT_SPAN_S
         self._light_share = 1.0 if low else _LIGHT_SHARE
 
