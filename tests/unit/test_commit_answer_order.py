@@ -30,13 +30,16 @@ from tests.unit.test_engine_poller import P0, FakeConsumer, FakeMessage
 class RetryReorderingConsumer(FakeConsumer):
     """Holds asynchronous commits until ``release`` is set, then writes and answers the held ones newest first
     (the older requests were retried later); after that every commit is written and answered in order.
-    ``broker`` is what the group's committed offsets are, in write order."""
+    ``broker`` is what the group's committed offsets are now; ``written`` every offset written, in write order
+    (the test reads the history: the older write is overwritten again within one commit interval, a window a
+    poll on a loaded machine can miss)."""
 
     def __init__(self, steps: list[Any]) -> None:
         super().__init__(steps)
         self.release = threading.Event()
         self.held: list[list[TopicPartition]] = []
         self.broker: dict[tuple[str, int], int] = {}
+        self.written: list[int] = []
         self._reordered = False
         self._lock = threading.Lock()
 
@@ -60,8 +63,28 @@ class RetryReorderingConsumer(FakeConsumer):
         return super().consume(num_messages, timeout)
 
     def _write(self, request: list[TopicPartition]) -> None:
-        for p in request:
-            self.broker[(p.topic, p.partition)] = p.offset
+        with self._lock:
+            for p in request:
+                self.broker[(p.topic, p.partition)] = p.offset
+                self.written.append(p.offset)
+
+    def rewritten_after(self, newer: int, older: int) -> bool:
+        """Whether ``newer`` was written, then ``older``, then ``newer`` again (the engine's repair)."""
+        with self._lock:
+            written = list(self.written)
+        if newer not in written:
+            return False
+        first_newer = written.index(newer)
+        if older not in written[first_newer:]:
+            return False
+        last_older = len(written) - 1 - written[::-1].index(older)
+        return newer in written[last_older:]
+
+    def reordered(self, newer: int, older: int) -> bool:
+        """Whether ``older`` was written after ``newer`` (the retried request landed last)."""
+        with self._lock:
+            written = list(self.written)
+        return newer in written and older in written[written.index(newer) :]
 
     def requested(self, offset: int) -> bool:
         with self._lock:
@@ -104,9 +127,10 @@ async def test_an_older_commit_written_after_a_newer_one_is_followed_by_the_newe
         first_done.set()
         await eventually(lambda: consumer.requested(10))  # then 5-9: position 10 asked for
         consumer.release.set()  # the coordinator is back: 10 is written first, the retried 5 after it
-        await eventually(lambda: consumer.broker.get(("orders", 0)) == 5)
+        await eventually(lambda: consumer.reordered(10, 5))
         # The engine must see that 5 is what the broker holds now, and commit 10 again.
-        await eventually(lambda: consumer.broker.get(("orders", 0)) == 10, timeout_s=2.0)
+        await eventually(lambda: consumer.rewritten_after(10, 5))
+        assert consumer.broker.get(("orders", 0)) == 10
     finally:
         poller.stop()
         await poller.wait()
