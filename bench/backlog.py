@@ -209,6 +209,7 @@ class Produced:
     count: int = 0
     errors: list[str] = field(default_factory=list)
     timestamps: dict[str, int] = field(default_factory=dict)  # "topic/partition/offset" -> timestamp ms
+    keys: dict[str, bytes | None] = field(default_factory=dict)  # same ids -> Kafka key (paced runs only)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -271,7 +272,9 @@ def produce_paced(bootstrap: str, records: Sequence[PoolRecord], *, duration_s: 
             result.errors.append(str(err))
             return
         result.count += 1
-        result.timestamps[f"{msg.topic()}/{msg.partition()}/{msg.offset()}"] = msg.timestamp()[1]
+        rid = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+        result.timestamps[rid] = msg.timestamp()[1]
+        result.keys[rid] = msg.key()
 
     interval = duration_s / max(len(records), 1)
     start = time.monotonic()

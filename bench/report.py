@@ -24,6 +24,8 @@ REQUIRED_KEYS = (
     "p99_added_latency_ms",
     "p50_added_latency_ms_realistic",
     "p99_added_latency_ms_realistic",
+    "p99_ordering_floor_ms",
+    "p99_ordering_floor_ms_realistic",
     "backlog_peak_rss_mb",
     "machine",
     "date",
@@ -220,6 +222,12 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(results.get('p50_added_latency_ms_realistic'))} / "
             f"{_fmt(results.get('p99_added_latency_ms_realistic'), ' ms')}",
             _flag(t.get("p99_added_latency_ms_realistic")),
+        ),
+        (
+            "  per-key order's floor p99: samples / realistic",
+            f"{_fmt(results.get('p99_ordering_floor_ms'))} / "
+            f"{_fmt(results.get('p99_ordering_floor_ms_realistic'), ' ms')}",
+            "",
         ),
         (
             "backlog peak RSS",

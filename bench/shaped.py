@@ -138,6 +138,50 @@ def added_latency_by_endpoint(
     }
 
 
+def calls_per_record(journal: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Per record (``topic/partition/offset``): how many calls it made (a fan-out's record ids end ``/<i>``)."""
+    seen: dict[str, set[str]] = collections.defaultdict(set)
+    for e in journal:
+        parts = str(e.get("record_id") or "").split("/")
+        if len(parts) < 3:
+            continue
+        seen["/".join(parts[:3])].add(parts[3] if len(parts) == 4 else "0")
+    return {base: len(calls) for base, calls in seen.items()}
+
+
+def ordering_floor_ms(
+    produced_ts: Mapping[str, int],
+    keys: Mapping[str, bytes | None],
+    calls: Mapping[str, int],
+    *,
+    min_answer_ms: float,
+) -> dict[str, float]:
+    """Per record: the least added latency *any* connector that keeps per-key order could have had.
+
+    A record cannot be sent before its key's previous record (same partition, lower offset) is finished, and
+    that one cannot finish before it was produced (or could start) plus ``min_answer_ms`` per call (the
+    sandbox's fixed latency; its jitter only adds). So with zero own cost and no rate limit, a record's first
+    call goes at ``max(its timestamp, the previous one's earliest finish)``. Keyless records are not ordered:
+    floor 0. What the p99 of these is the ordering guarantee's price, not the connector's.
+    """
+    chains: dict[tuple[str, str, bytes], list[tuple[int, str]]] = collections.defaultdict(list)
+    floor: dict[str, float] = {}
+    for rid in produced_ts:
+        topic, partition, offset = rid.split("/")
+        key = keys.get(rid)
+        if key is None:
+            floor[rid] = 0.0
+        else:
+            chains[(topic, partition, key)].append((int(offset), rid))
+    for chain in chains.values():
+        free_at = float("-inf")
+        for _, rid in sorted(chain):
+            start = max(float(produced_ts[rid]), free_at)
+            floor[rid] = start - produced_ts[rid]
+            free_at = start + calls.get(rid, 1) * min_answer_ms
+    return floor
+
+
 def per_second(journal: list[Mapping[str, Any]]) -> dict[str, str]:
     """2xx answers per endpoint in each second from the first request ("148 149 57 …"; ``!`` marks a second
     with a 429): where a saturation run lost time — a stall of every endpoint at once, or of one."""

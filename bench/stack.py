@@ -28,8 +28,9 @@ PARTITIONS = 3
 # done with /__sandbox/stats, so a million bodies are not kept in its memory).
 UNLIMITED_RATE = 1_000_000.0  # requests/s: no client-side limit in practice
 FAST_SANDBOX_FLAGS = ("--no-validate", "--no-rate-limit", "--journal-max", "1000")
-# The sandbox shaped like Attentive: its published limits (the sandbox's defaults) and 100 ms ± 50 ms.
-SHAPED_SANDBOX_FLAGS = ("--latency-ms", "100", "--jitter-ms", "50", "--seed", "7")
+# The sandbox shaped like Attentive: its published limits (the sandbox's defaults), answers after 100-150 ms.
+SHAPED_MIN_ANSWER_MS = 100.0  # the shaped sandbox's fixed latency; its jitter adds 0-50 ms to each answer
+SHAPED_SANDBOX_FLAGS = ("--latency-ms", f"{SHAPED_MIN_ANSWER_MS:g}", "--jitter-ms", "50", "--seed", "7")
 
 
 @dataclass

@@ -105,6 +105,44 @@ def test_added_latency_uses_each_records_first_successful_first_call() -> None:
     assert got == pytest.approx({"orders/0/5": 30.0, "signups/1/7": 20.0})
 
 
+def test_calls_per_record_counts_a_fan_outs_calls() -> None:
+    path = Endpoint.CUSTOM_EVENT.path
+    journal = [
+        _entry(path, 200, 1.0, "orders/0/5"),
+        _entry(path, 429, 1.0, "signups/1/7/0"),
+        _entry(path, 202, 1.1, "signups/1/7/0"),  # the same call again after a 429: still one call
+        _entry(path, 200, 1.3, "signups/1/7/1"),
+    ]
+    assert shaped.calls_per_record(journal) == {"orders/0/5": 1, "signups/1/7": 2}
+
+
+def test_ordering_floor_is_the_wait_for_the_keys_previous_record() -> None:
+    produced = {
+        "orders/0/1": 1_000,  # first of key a: free to go
+        "orders/0/2": 1_030,  # key a again, 30 ms later: the first's answer comes at 1,100 at the earliest
+        "orders/0/3": 1_040,  # key a: behind the second (2 calls), which can start at 1,100: 1,300 - 1,040
+        "orders/0/4": 1_050,  # key b: its own chain
+        "orders/1/1": 1_060,  # key a on another partition: not ordered with partition 0
+        "orders/0/5": 1_070,  # keyless: never waits
+        "orders/0/6": 2_000,  # key a, long after its chain ended
+    }
+    keys: dict[str, bytes | None] = dict.fromkeys(produced, b"a")
+    keys.update({"orders/0/4": b"b", "orders/0/5": None})
+    calls = {"orders/0/2": 2}
+    got = shaped.ordering_floor_ms(produced, keys, calls, min_answer_ms=100)
+    assert got == pytest.approx(
+        {
+            "orders/0/1": 0.0,
+            "orders/0/2": 70.0,
+            "orders/0/3": 260.0,
+            "orders/0/4": 0.0,
+            "orders/1/1": 0.0,
+            "orders/0/5": 0.0,
+            "orders/0/6": 0.0,
+        }
+    )
+
+
 def test_percentile() -> None:
     values = [float(i) for i in range(1, 101)]
     assert shaped.percentile(values, 0.5) == pytest.approx(50.5)
