@@ -273,7 +273,8 @@ async def make_poller() -> AsyncIterator[Pollers]:
         await stop_pollers(pollers.built)
 
 
-async def eventually(pred: Any, timeout: float = 3.0) -> None:
+async def eventually(pred: Any, timeout: float = 5.0) -> None:
+    """Wait until ``pred()`` holds; fail after ``timeout`` (a fail-safe, not a bound under test)."""
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, "condition not reached"
@@ -574,6 +575,7 @@ class CallbackConsumer(FakeConsumer):
         super().__init__(steps)
         self.keeps_metadata = keeps_metadata
         self.pending_cb: list[list[TopicPartition]] = []
+        self.answered = 0  # on_commit callbacks served
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
         super().commit(offsets=offsets, asynchronous=asynchronous)
@@ -588,6 +590,7 @@ class CallbackConsumer(FakeConsumer):
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         while self.pending_cb:
             self.conf["on_commit"](None, self.pending_cb.pop(0))
+            self.answered += 1
         return super().consume(num_messages, timeout)
 
 
@@ -609,6 +612,11 @@ async def test_a_broker_that_drops_commit_metadata_is_detected_once(
     assert metrics.registry.get_sample_value(gauge) == (1 if keeps else 0)
     poller.commit({T0: Commit(6, encode_done(6, [8]))})
     await eventually(lambda: len(consumer.commits) == 2)
+    # Its answer is served in a later consume() and the read-back runs after that consume: wait for the poll
+    # loop to have come round once more, or a check of this commit (the bug) could come after the assert.
+    await eventually(lambda: consumer.answered >= 2)
+    n = len(consumer.consume_sizes)
+    await eventually(lambda: len(consumer.consume_sizes) > n + 1)
     warnings = [r for r in caplog.records if "does not keep offset commit metadata" in r.getMessage()]
     assert len(warnings) == (0 if keeps else 1)
     poller.stop()
