@@ -7,7 +7,7 @@ Phases, in order (each one's failure is recorded and the others still run; the e
 2. naive baseline — consume → POST → commit-each-record, on the same data and sandbox
 3. end to end — the connector subprocess drains a backlog against that sandbox
 4. backlog — a large backlog (1M records; a few thousand with ``--quick``), RSS sampled throughout
-5. Attentive-shaped — Attentive's limits and 100 ± 50 ms: per-endpoint achieved rate and 429s, then the
+5. Attentive-shaped — Attentive's limits and 100 ± 50 ms answers (50–150): per-endpoint achieved rate and 429s, then the
    added latency at half the limits
 """
 

@@ -1,4 +1,4 @@
-"""Attentive-shaped: the sandbox with Attentive's rate limits and 100 ms ± 50 ms latency.
+"""Attentive-shaped: the sandbox with Attentive's rate limits and 100 ± 50 ms latency (uniform, 50-150 ms).
 
 Two measurements from the sandbox's own request journal (what Attentive would have seen):
 
@@ -160,7 +160,7 @@ def ordering_floor_ms(
 
     A record cannot be sent before its key's previous record (same partition, lower offset) is finished, and
     that one cannot finish before it was produced (or could start) plus ``min_answer_ms`` per call (the
-    sandbox's fixed latency; its jitter only adds). So with zero own cost and no rate limit, a record's first
+    sandbox's shortest answer: its fixed latency; the jitter only adds). So with zero own cost and no rate limit, a record's first
     call goes at ``max(its timestamp, the previous one's earliest finish)``. Keyless records are not ordered:
     floor 0. What the p99 of these is the ordering guarantee's price, not the connector's.
     """
