@@ -308,8 +308,9 @@ class AttentiveClient:
 
     async def wait_turn(self, endpoint: Endpoint) -> None:
         """Reserve ``endpoint``'s next rate-limiter turn and wait until it is due (the delivery pumps take
-        turns this way, then call :meth:`send` with ``turn_taken=True``)."""
-        await self.limiter.acquire(endpoint)
+        turns this way, then call :meth:`send` with ``turn_taken=True``, which tells the limiter when the
+        request really went)."""
+        await self.limiter.acquire(endpoint, ahead=True)
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> ApiResponse:
         """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter (unless the turn was
@@ -326,7 +327,9 @@ class AttentiveClient:
             raise RoutingError(
                 f"{call.endpoint}: the request body is not JSON: {exc}", rule=call.rule
             ) from None
-        if not turn_taken and not self.limiter.try_acquire(call.endpoint):
+        if turn_taken:
+            self.limiter.went(call.endpoint)
+        elif not self.limiter.try_acquire(call.endpoint):
             await self.limiter.acquire(call.endpoint)
         return await self._request(route, call.record_id, content)
 
