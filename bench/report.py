@@ -316,6 +316,12 @@ def markdown(results: dict[str, Any]) -> str:
         row("added latency p50 at half the limits", "p50_added_latency_ms", " ms"),
         row("added latency p99 at half the limits", "p99_added_latency_ms", " ms"),
         row("added latency p99 at half the limits, realistic keys", "p99_added_latency_ms_realistic", " ms"),
+        row(
+            "per-key order's floor p99 (any order-keeping connector), sample keys",
+            "p99_ordering_floor_ms",
+            " ms",
+        ),
+        row("per-key order's floor p99, realistic keys", "p99_ordering_floor_ms_realistic", " ms"),
         row("peak RSS draining the backlog", "backlog_peak_rss_mb", " MB"),
         "",
         "| Attentive-shaped endpoint | keys | limit/s | achieved/s | 429s | target |",
