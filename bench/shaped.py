@@ -35,6 +35,15 @@ def journal_time_ms(entry: Mapping[str, Any]) -> float:
     return t * 1000 if t < 1e11 else t  # seconds vs already milliseconds
 
 
+def record_and_call(entry: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A journal entry's record (``topic/partition/offset``) and call index (``"0"`` unless a fan-out's
+    ``/<i>`` says otherwise); ``None`` for a request without a record id (``/v1/me``)."""
+    parts = str(entry.get("record_id") or "").split("/")
+    if len(parts) < 3:
+        return None
+    return "/".join(parts[:3]), parts[3] if len(parts) == 4 else "0"
+
+
 def saturation(
     journal: Iterable[Mapping[str, Any]], limits: Mapping[Endpoint, float], *, window_s: float | None = None
 ) -> dict[str, dict[str, float | int | None]]:
@@ -86,11 +95,10 @@ def added_latencies_ms(
     timestamp. Records with no successful call in the journal are absent."""
     first: dict[str, float] = {}
     for e in journal:
-        rid = str(e.get("record_id") or "")
-        parts = rid.split("/")
-        if len(parts) == 4 and parts[3] != "0":
+        ids = record_and_call(e)
+        if ids is None or ids[1] != "0":
             continue  # a later call of a fan-out (see the module doc)
-        base = "/".join(parts[:3])
+        base = ids[0]
         if base not in produced_ts or not 200 <= int(e["status"]) < 300:
             continue
         t = journal_time_ms(e)
@@ -114,11 +122,10 @@ def added_latency_by_endpoint(
     slowest records went to (at half the limits a 5/s endpoint's records queue where a 150/s one's do not)."""
     first_path: dict[str, tuple[float, str]] = {}
     for e in journal:
-        rid = str(e.get("record_id") or "")
-        parts = rid.split("/")
-        if len(parts) == 4 and parts[3] != "0":
+        ids = record_and_call(e)
+        if ids is None or ids[1] != "0":
             continue
-        base = "/".join(parts[:3])
+        base = ids[0]
         if base not in by_record or not 200 <= int(e["status"]) < 300:
             continue
         t = journal_time_ms(e)
@@ -142,10 +149,9 @@ def calls_per_record(journal: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Per record (``topic/partition/offset``): how many calls it made (a fan-out's record ids end ``/<i>``)."""
     seen: dict[str, set[str]] = collections.defaultdict(set)
     for e in journal:
-        parts = str(e.get("record_id") or "").split("/")
-        if len(parts) < 3:
-            continue
-        seen["/".join(parts[:3])].add(parts[3] if len(parts) == 4 else "0")
+        ids = record_and_call(e)
+        if ids is not None:
+            seen[ids[0]].add(ids[1])
     return {base: len(calls) for base, calls in seen.items()}
 
 
@@ -160,9 +166,9 @@ def ordering_floor_ms(
 
     A record cannot be sent before its key's previous record (same partition, lower offset) is finished, and
     that one cannot finish before it was produced (or could start) plus ``min_answer_ms`` per call (the
-    sandbox's shortest answer: its fixed latency; the jitter only adds). So with zero own cost and no rate limit, a record's first
-    call goes at ``max(its timestamp, the previous one's earliest finish)``. Keyless records are not ordered:
-    floor 0. What the p99 of these is the ordering guarantee's price, not the connector's.
+    sandbox's shortest answer: its fixed latency; the jitter only adds). So with zero own cost and no rate
+    limit, a record's first call goes at ``max(its timestamp, the previous one's earliest finish)``. Keyless
+    records are not ordered: floor 0. The p99 of these is the ordering guarantee's price, not the connector's.
     """
     chains: dict[tuple[str, str, bytes], list[tuple[int, str]]] = collections.defaultdict(list)
     floor: dict[str, float] = {}
