@@ -89,7 +89,7 @@ class Run:
         if self.profile_dir is None:
             return
         self.profile_dir.mkdir(parents=True, exist_ok=True)
-        rows = [{k: e.get(k) for k in ("time", "path", "status", "record_id")} for e in journal]
+        rows = [{k: e.get(k) for k in ("time", "answered", "path", "status", "record_id")} for e in journal]
         (self.profile_dir / f"{name}.journal.json").write_text(json.dumps(rows), encoding="utf-8")
 
     # ------------------------------------------------------------------------------------------ phases

@@ -114,6 +114,7 @@ class Sandbox:
         now = self._clock()
         raw = await request.read()
         response = self._answer(request, endpoint, raw, now)
+        delay = self.faults.delay_s(self.rng)
         self.journal.record(
             request.method,
             request.path,
@@ -121,8 +122,8 @@ class Sandbox:
             raw,
             response.status,
             time.time(),
+            delay,
         )
-        delay = self.faults.delay_s(self.rng)
         if delay:
             await self._sleep(delay)
         return response
@@ -211,6 +212,7 @@ class Sandbox:
             response = self._error(401, "Unauthorized", {})
         else:
             response = web.Response(status=200, body=dumps(ME_INFO), content_type=_JSON)
+        delay = self.faults.delay_s(self.rng)
         self.journal.record(
             request.method,
             request.path,
@@ -218,8 +220,8 @@ class Sandbox:
             b"",
             response.status,
             time.time(),
+            delay,
         )
-        delay = self.faults.delay_s(self.rng)
         if delay:
             await self._sleep(delay)
         return response

@@ -19,9 +19,9 @@ class Journal:
         if max_entries < 0:
             raise ValueError("max_entries must not be negative")
         self.max_entries = max_entries
-        # (method, path, record_id, body bytes, status, unix time)
-        self._entries: collections.deque[tuple[str, str, str | None, bytes, int, float]] = collections.deque(
-            maxlen=max_entries
+        # (method, path, record_id, body bytes, status, unix time received, injected delay in seconds)
+        self._entries: collections.deque[tuple[str, str, str | None, bytes, int, float, float]] = (
+            collections.deque(maxlen=max_entries)
         )
         self._by_path: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
         self.total = 0
@@ -29,8 +29,16 @@ class Journal:
         self._warned = False
 
     def record(
-        self, method: str, path: str, record_id: str | None, body: bytes, status: int, when: float
+        self,
+        method: str,
+        path: str,
+        record_id: str | None,
+        body: bytes,
+        status: int,
+        when: float,
+        delay_s: float = 0.0,
     ) -> None:
+        """One request: ``when`` it was received (Unix seconds) and the ``delay_s`` its answer was held."""
         self.total += 1
         self._by_path[path][status] += 1
         if self.max_entries == 0:
@@ -46,7 +54,7 @@ class Journal:
                     file=sys.stderr,
                     flush=True,
                 )
-        self._entries.append((method, path, record_id, body, status, when))
+        self._entries.append((method, path, record_id, body, status, when, delay_s))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -56,11 +64,22 @@ class Journal:
         self._warned = False
 
     def entries(self, last: int | None = None) -> list[dict[str, Any]]:
-        """Oldest first; ``last`` keeps only the newest ``last`` entries."""
+        """Oldest first; ``last`` keeps only the newest ``last`` entries.
+
+        ``time`` is when the request was received, ``answered`` when its answer was sent (``time`` plus the
+        injected latency): the benchmark tells a key's wait for its previous record's answer from the rest."""
         chosen = self._entries if last is None else list(self._entries)[max(0, len(self._entries) - last) :]
         return [
-            {"method": m, "path": p, "record_id": r, "body": _body(b), "status": s, "time": t}
-            for m, p, r, b, s, t in chosen
+            {
+                "method": m,
+                "path": p,
+                "record_id": r,
+                "body": _body(b),
+                "status": s,
+                "time": t,
+                "answered": t + d,
+            }
+            for m, p, r, b, s, t, d in chosen
         ]
 
     def to_json(self, last: int | None = None) -> dict[str, Any]:

@@ -214,6 +214,10 @@ async def test_latency_and_jitter(make: Factory) -> None:
         await post(c, Endpoint.CUSTOM_EVENT, EVENT)
     await c.get("/v1/me", headers=AUTH)
     assert len(slept) == 21 and all(0.1 <= s <= 0.15 for s in slept) and len(set(slept)) > 10
+    # The journal says when each answer left (received + the delay it was held), in the same order.
+    requests = (await (await c.get("/__sandbox/requests")).json())["requests"]
+    held = [e["answered"] - e["time"] for e in requests]
+    assert len(held) == len(slept) and all(abs(h - s) < 1e-5 for h, s in zip(held, slept, strict=True))
 
 
 async def test_unauthorized_window_covers_me_too_and_ends(make: Factory) -> None:
