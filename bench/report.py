@@ -26,6 +26,8 @@ REQUIRED_KEYS = (
     "p99_added_latency_ms_realistic",
     "p99_ordering_floor_ms",
     "p99_ordering_floor_ms_realistic",
+    "p99_ordering_floor_drawn_ms",
+    "p99_ordering_floor_drawn_ms_realistic",
     "backlog_peak_rss_mb",
     "machine",
     "date",
@@ -230,6 +232,12 @@ def table(results: dict[str, Any]) -> str:
             "",
         ),
         (
+            "    with the answers drawn: samples / realistic",
+            f"{_fmt(results.get('p99_ordering_floor_drawn_ms'))} / "
+            f"{_fmt(results.get('p99_ordering_floor_drawn_ms_realistic'), ' ms')}",
+            "",
+        ),
+        (
             "backlog peak RSS",
             _fmt(results.get("backlog_peak_rss_mb"), " MB"),
             _flag(t.get("backlog_peak_rss_mb")),
@@ -322,6 +330,16 @@ def markdown(results: dict[str, Any]) -> str:
             " ms",
         ),
         row("per-key order's floor p99, realistic keys", "p99_ordering_floor_ms_realistic", " ms"),
+        row(
+            "per-key order's floor p99 with the answer times drawn, sample keys",
+            "p99_ordering_floor_drawn_ms",
+            " ms",
+        ),
+        row(
+            "per-key order's floor p99 with the answer times drawn, realistic keys",
+            "p99_ordering_floor_drawn_ms_realistic",
+            " ms",
+        ),
         row("peak RSS draining the backlog", "backlog_peak_rss_mb", " MB"),
         "",
         "| Attentive-shaped endpoint | keys | limit/s | achieved/s | 429s | target |",

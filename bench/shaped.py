@@ -155,20 +155,36 @@ def calls_per_record(journal: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return {base: len(calls) for base, calls in seen.items()}
 
 
+def answer_ms_per_record(journal: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Per record: how long the sandbox took to answer its calls, summed over each call's successful attempt
+    (``answered − time`` in the journal: the latency it drew and slept). Requests without a record id or an
+    ``answered`` time, and refused attempts (their retry is the connector's business), count nothing."""
+    out: dict[str, float] = collections.defaultdict(float)
+    for e in journal:
+        ids = record_and_call(e)
+        if ids is None or "answered" not in e or not 200 <= int(e["status"]) < 300:
+            continue
+        out[ids[0]] += (float(e["answered"]) - float(e["time"])) * 1000
+    return dict(out)
+
+
 def ordering_floor_ms(
     produced_ts: Mapping[str, int],
     keys: Mapping[str, bytes | None],
     calls: Mapping[str, int],
     *,
     min_answer_ms: float,
+    answers_ms: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Per record: the least added latency *any* connector that keeps per-key order could have had.
 
     A record cannot be sent before its key's previous record (same partition, lower offset) is finished, and
-    that one cannot finish before it was produced (or could start) plus ``min_answer_ms`` per call (the
-    sandbox's shortest answer: its fixed latency; the jitter only adds). So with zero own cost and no rate
-    limit, a record's first call goes at ``max(its timestamp, the previous one's earliest finish)``. Keyless
-    records are not ordered: floor 0. The p99 of these is the ordering guarantee's price, not the connector's.
+    that one cannot finish before it was produced (or could start) plus its answers: ``min_answer_ms`` per
+    call (the sandbox's shortest answer: its fixed latency; the jitter only adds), or — given
+    ``answers_ms`` (:func:`answer_ms_per_record`) — the answer times the sandbox actually drew for it. So
+    with zero own cost and no rate limit, a record's first call goes at ``max(its timestamp, the previous
+    one's earliest finish)``. Keyless records are not ordered: floor 0. The p99 of these is the ordering
+    guarantee's price, not the connector's.
     """
     chains: dict[tuple[str, str, bytes], list[tuple[int, str]]] = collections.defaultdict(list)
     floor: dict[str, float] = {}
@@ -184,7 +200,8 @@ def ordering_floor_ms(
         for _, rid in sorted(chain):
             start = max(float(produced_ts[rid]), free_at)
             floor[rid] = start - produced_ts[rid]
-            free_at = start + calls.get(rid, 1) * min_answer_ms
+            drawn = answers_ms.get(rid) if answers_ms is not None else None
+            free_at = start + (drawn if drawn is not None else calls.get(rid, 1) * min_answer_ms)
     return floor
 
 

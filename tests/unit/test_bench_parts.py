@@ -143,6 +143,31 @@ def test_ordering_floor_is_the_wait_for_the_keys_previous_record() -> None:
     )
 
 
+def test_answer_ms_per_record_sums_each_calls_successful_answer() -> None:
+    path = Endpoint.CUSTOM_EVENT.path
+    journal = [
+        {**_entry(path, 200, 1.000, "orders/0/5"), "answered": 1.120},
+        {**_entry(path, 429, 1.000, "signups/1/7/0"), "answered": 1.001},  # refused: its retry counts
+        {**_entry(path, 202, 1.100, "signups/1/7/0"), "answered": 1.170},
+        {**_entry(path, 200, 1.300, "signups/1/7/1"), "answered": 1.390},
+        _entry(path, 200, 1.400, "orders/0/6"),  # a journal without answer times: nothing to sum
+        {"time": 1.5, "answered": 1.6, "path": "/v1/me", "status": 200, "record_id": None},
+    ]
+    assert shaped.answer_ms_per_record(journal) == pytest.approx({"orders/0/5": 120.0, "signups/1/7": 160.0})
+
+
+def test_ordering_floor_with_drawn_answers_waits_for_each_predecessors_real_answer() -> None:
+    produced = {"orders/0/1": 1_000, "orders/0/2": 1_030, "orders/0/3": 1_040, "orders/0/4": 1_050}
+    keys: dict[str, bytes | None] = {"orders/0/1": b"a", "orders/0/2": b"a", "orders/0/3": b"a"}
+    keys["orders/0/4"] = b"b"
+    # The first answer took 140 ms (not the 50 ms minimum); the second's answer time is unknown: minimum.
+    answers = {"orders/0/1": 140.0, "orders/0/4": 300.0}
+    got = shaped.ordering_floor_ms(produced, keys, {}, min_answer_ms=50, answers_ms=answers)
+    assert got == pytest.approx(
+        {"orders/0/1": 0.0, "orders/0/2": 110.0, "orders/0/3": 150.0, "orders/0/4": 0.0}
+    )
+
+
 def test_percentile() -> None:
     values = [float(i) for i in range(1, 101)]
     assert shaped.percentile(values, 0.5) == pytest.approx(50.5)
