@@ -7,6 +7,7 @@ Each phase writes its figures into ``Run.results`` (the JSON's top-level keys) a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -302,32 +303,25 @@ class Run:
         now_ms = time.time() * 1000
         unfinished = {rid: now_ms - ts for rid, ts in produced.timestamps.items() if rid not in by_record}
         lat = list(by_record.values()) + list(unfinished.values())
-        p50, p99 = shaped.percentile(lat, 0.50), shaped.percentile(lat, 0.99)
         # What per-key order alone costs at the sandbox's fixed latency: no connector that keeps it can do
         # better than these (reported beside the measured figures, so the two can be told apart).
-        calls = shaped.calls_per_record(journal)
-        floor = list(
-            shaped.ordering_floor_ms(
-                produced.timestamps, produced.keys, calls, min_answer_ms=SHAPED_MIN_ANSWER_MS
-            ).values()
+        floor_of = functools.partial(
+            shaped.ordering_floor_ms,
+            produced.timestamps,
+            produced.keys,
+            shaped.calls_per_record(journal),
+            min_answer_ms=SHAPED_MIN_ANSWER_MS,
         )
-        floor_p99 = None if (f99 := shaped.percentile(floor, 0.99)) is None else round(f99, 1)
+        floor = list(floor_of().values())
+        floor_p99 = _percentile(floor, 0.99)
         self.results[f"p99_ordering_floor_ms{suffix}"] = floor_p99
         # The same with the answer times the sandbox drew in this run (100 ± 50 ms, not the 50 ms minimum):
         # a record behind its key waits for its predecessor's real answer, so this is the floor that applies.
-        drawn = list(
-            shaped.ordering_floor_ms(
-                produced.timestamps,
-                produced.keys,
-                calls,
-                min_answer_ms=SHAPED_MIN_ANSWER_MS,
-                answers_ms=shaped.answer_ms_per_record(journal),
-            ).values()
-        )
-        drawn_p99 = None if (d99 := shaped.percentile(drawn, 0.99)) is None else round(d99, 1)
+        drawn = list(floor_of(answers_ms=shaped.answer_ms_per_record(journal)).values())
+        drawn_p99 = _percentile(drawn, 0.99)
         self.results[f"p99_ordering_floor_drawn_ms{suffix}"] = drawn_p99
-        self.results[f"p50_added_latency_ms{suffix}"] = None if p50 is None else round(p50, 1)
-        self.results[f"p99_added_latency_ms{suffix}"] = None if p99 is None else round(p99, 1)
+        self.results[f"p50_added_latency_ms{suffix}"] = _percentile(lat, 0.50)
+        self.results[f"p99_added_latency_ms{suffix}"] = _percentile(lat, 0.99)
         self.details[f"attentive_shaped{suffix}"] = {
             "key_distribution": keys.DESCRIPTIONS[distribution],
             "saturation_keys": keys.spread(busy),
@@ -352,7 +346,7 @@ class Run:
                 "min_answer_ms": SHAPED_MIN_ANSWER_MS,
                 "records_behind_their_key": sum(1 for f in floor if f > 0),
                 "over_50_ms": sum(1 for f in floor if f > 50),
-                "p50_ms": None if (f50 := shaped.percentile(floor, 0.5)) is None else round(f50, 1),
+                "p50_ms": _percentile(floor, 0.5),
                 "p99_ms": floor_p99,
                 "p99_ms_with_drawn_answers": drawn_p99,
                 "over_50_ms_with_drawn_answers": sum(1 for f in drawn if f > 50),
@@ -361,7 +355,7 @@ class Run:
                 "seconds": warm_s,
                 "records": len(warm),
                 "restarted_connector": not drained,
-                "p99_ms": None if (w := shaped.percentile(warm_lat, 0.99)) is None else round(w, 1),
+                "p99_ms": _percentile(warm_lat, 0.99),
             },
         }
 
@@ -377,6 +371,12 @@ class Run:
 
     def close(self) -> None:
         self._exit.close()
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """:func:`bench.shaped.percentile`, rounded to 0.1 as the results file keeps it."""
+    p = shaped.percentile(values, q)
+    return None if p is None else round(p, 1)
 
 
 def _require_2xx(what: str, statuses: dict[int, int]) -> None:

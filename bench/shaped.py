@@ -26,9 +26,10 @@ from typing import Any
 from connector.attentive.endpoints import BY_PATH, Endpoint
 
 
-def journal_time_ms(entry: Mapping[str, Any]) -> float:
-    """The journal's ``time`` in Unix milliseconds (it may be seconds as a number, or an RFC 3339 string)."""
-    t = entry["time"]
+def journal_time_ms(entry: Mapping[str, Any], field: str = "time") -> float:
+    """A journal entry's ``time`` (or ``answered``) in Unix milliseconds (it may be seconds as a number, or
+    an RFC 3339 string)."""
+    t = entry[field]
     if isinstance(t, str):
         return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
     t = float(t)
@@ -164,7 +165,7 @@ def answer_ms_per_record(journal: Iterable[Mapping[str, Any]]) -> dict[str, floa
         ids = record_and_call(e)
         if ids is None or "answered" not in e or not 200 <= int(e["status"]) < 300:
             continue
-        out[ids[0]] += (float(e["answered"]) - float(e["time"])) * 1000
+        out[ids[0]] += journal_time_ms(e, "answered") - journal_time_ms(e)
     return dict(out)
 
 
@@ -200,7 +201,7 @@ def ordering_floor_ms(
         for _, rid in sorted(chain):
             start = max(float(produced_ts[rid]), free_at)
             floor[rid] = start - produced_ts[rid]
-            drawn = answers_ms.get(rid) if answers_ms is not None else None
+            drawn = (answers_ms or {}).get(rid)
             free_at = start + (drawn if drawn is not None else calls.get(rid, 1) * min_answer_ms)
     return floor
 
