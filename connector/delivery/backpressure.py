@@ -10,7 +10,7 @@ Both are pure counters (no I/O, no locks): written on the event loop, read as pl
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 __all__ = ["BufferBudget", "FairShares"]
@@ -38,6 +38,7 @@ class BufferBudget:
         self.bytes = 0
         self.peak = 0
         """The most records held at once (for tests and the benchmark)."""
+        self._wake: tuple[int, int, Callable[[], None]] | None = None
 
     def add(self, size: int) -> None:
         """Count one more held record of ``size`` bytes."""
@@ -51,10 +52,29 @@ class BufferBudget:
             raise ValueError("buffer accounting: removing more than was added")
         self.records -= 1
         self.bytes -= size
+        if self._wake is not None:
+            self._check_wake()
 
     def room(self) -> tuple[int, int]:
         """(records, bytes) that may still be taken; safe to read from another thread."""
         return self.max_records - self.records, self.max_bytes - self.bytes
+
+    def wake_when_free(self, records: int, bytes_: int, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` once at least ``records`` and ``bytes_`` are free (now, or from the thread that
+        frees them); replaces an earlier request. ``wake`` must be thread-safe and idempotent: both threads
+        may call it for the same request."""
+        self._wake = (records, bytes_, wake)
+        self._check_wake()
+
+    def _check_wake(self) -> None:
+        wake = self._wake
+        if (
+            wake is not None
+            and self.max_records - self.records >= wake[0]
+            and self.max_bytes - self.bytes >= wake[1]
+        ):
+            self._wake = None
+            wake[2]()
 
 
 class FairShares(Generic[K]):

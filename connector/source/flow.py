@@ -8,14 +8,14 @@ its own assignment. A reason's newest :class:`Hold` replaces the previous one, s
 and cannot drift.
 
 The buffer bound is enforced on the same thread: before each poll it asks the engine how much room is left
-(:class:`BufferRoom`), fetches no more than that, and holds every partition back (:attr:`HoldReason.BUFFER_FULL`)
-while there is none.
+(:class:`BufferRoom`), fetches no more than that, waits while there is none, and holds every partition back
+(:attr:`HoldReason.BUFFER_FULL`) once the buffer has stayed full for a while.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +39,8 @@ class HoldReason(enum.StrEnum):
     """Attentive refuses the API key: consume nothing until it is accepted."""
     SHUTDOWN = "shutdown"
     BUFFER_FULL = "buffer_full"
-    """The engine holds ``max_buffered_records`` / ``max_buffered_bytes``: set by the poll thread itself."""
+    """The engine has held ``max_buffered_records`` / ``max_buffered_bytes`` for ``full_wait_s``: set by the
+    poll thread itself."""
     OVER_SHARE = "over_share"
     """These partitions hold more than their share of a full buffer: let the others catch up."""
     ROUTING_HELD = "routing_held"
@@ -88,6 +89,11 @@ class BufferRoom(Protocol):
 
     def room(self) -> tuple[int, int]:
         """(records, bytes) the engine can still take; negative when over."""
+        ...
+
+    def wake_when_free(self, records: int, bytes_: int, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` (thread-safe, idempotent) once that much is free: the poll thread waits on it
+        while the buffer is full instead of polling the room."""
         ...
 
 

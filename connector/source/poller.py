@@ -13,9 +13,15 @@ partitions whose routing waits for the registry — plus :meth:`Poller.commit` a
 the thread applies between polls: the partitions to pause are the union of the current holds.
 
 **The buffer bound is enforced here.** Before each poll the thread reads how much room the engine has left
-(records and bytes, minus what is handed over but not yet taken) and fetches at most that many; with no room
-it holds every partition back (``buffer_full``) until the engine has drained to ``resume_ratio`` (90 %) of
-its bounds. ``consume()`` must still be called to serve rebalance callbacks and heartbeats, and librdkafka can
+(records and bytes, minus what is handed over but not yet taken) and fetches at most that many. With no room
+it first only *waits* (``consume()`` is not called) until the engine has drained to ``resume_ratio`` (90 %)
+of its bounds: in a backlog the buffer fills and drains about once a second, and pausing every partition each
+time cost a whole second of it — a pause drops librdkafka's prefetched messages, and a resumed partition is
+fetched again only when the broker thread next looks, up to ~1 s later (the bench saw the buffer run empty
+for 0.2-0.7 s after every resume, the connector idle 40 % of a drain). Waiting keeps the prefetch (bounded by
+``queued.min.messages``/``queued.max.messages.kbytes``, outside the engine's bound). Rebalance callbacks are
+only served inside ``consume()``, so a buffer full for longer than ``full_wait_s`` (Attentive down, a slow
+endpoint owning the buffer) holds every partition back (``buffer_full``) and polling resumes. librdkafka can
 return a message of a partition it was just told to pause (a pause issued right after an assignment may not
 take; messages already fetched for a resumed partition arrive late): such a message — of a held partition,
 or beyond the room left — is not handed over but *rewound* (``seek`` back to its offset, and the partition
@@ -43,6 +49,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -94,6 +101,9 @@ class PollSettings:
     partitions that filled it, and slow ones (signups at subscribe's 10/s, privacy at 5/s) may own most of it
     for minutes; waiting for it to drain to half ran the fast partitions dry (the bench saw every eCommerce
     endpoint stall for 2-3 s at a time). Room for a tenth of the bound is enough to consume again."""
+    full_wait_s: float = 1.0
+    """How long a full buffer only stops consumption (the prefetch is kept, callbacks wait) before every
+    partition is held back and polling resumes (see the module docstring)."""
 
 
 class Poller:
@@ -141,6 +151,7 @@ class Poller:
         self._handed = self._handed_bytes = 0
         self._landed = self._landed_bytes = 0
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._wakeup = threading.Event()  # ends a wait for room: room freed or a command queued
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
         # State below is only touched by the poll thread.
@@ -153,6 +164,7 @@ class Poller:
         """Messages not handed over and seeked back (held partition or no room): fetched again later."""
         self._stopping = False
         self._flowing = False  # the last poll returned messages (see _consume)
+        self._full_since: float | None = None  # when the buffer last filled up (None: not full since)
         self._final_offsets: dict[TP, Commit] = {}
         # Commit metadata read back once, to find brokers that drop it (see _check_metadata_kept).
         self._lag_base: dict[TP, int] = {}  # committed (or start) offset per partition, from the statistics
@@ -178,15 +190,18 @@ class Poller:
         """Hold back partitions for a reason (replaces that reason's previous hold); applied before the next
         poll."""
         self._commands.put(hold)
+        self._wakeup.set()
 
     def commit(self, offsets: dict[TP, Commit]) -> None:
         """Commit these positions asynchronously (results come back through ``link.committed``)."""
         if offsets:
             self._commands.put(CommitOffsets(dict(offsets)))
+            self._wakeup.set()
 
     def stop(self, final_offsets: dict[TP, Commit] | None = None) -> None:
         """Commit ``final_offsets`` synchronously, close the consumer (revoking what it owns) and end."""
         self._commands.put(Stop(dict(final_offsets or {})))
+        self._wakeup.set()
 
     async def wait(self) -> None:
         """Until the thread has ended; re-raises what killed it."""
@@ -227,8 +242,11 @@ class Poller:
                 if self._stopping:
                     break
                 room = self._room(consumer)
-                # consume() also serves the callbacks, so it is called even with no room (every partition
-                # is paused then; anything that still arrives is rewound).
+                if self._full_since is not None and not self._holds.active(HoldReason.BUFFER_FULL):
+                    self._wait_for_room()  # full for now: keep librdkafka's prefetch
+                    continue
+                # consume() also serves the callbacks, so it is called even with no room once every partition
+                # is held back (anything that still arrives is rewound).
                 messages = self._consume(consumer, room)
                 self._metrics.last_poll_timestamp.set(time.time())
                 if self._health is not None:
@@ -270,32 +288,57 @@ class Poller:
         return messages
 
     def _room(self, consumer: KafkaConsumer) -> tuple[int, int]:
-        """(records, bytes) this poll may hand over; holds everything back while there is no room."""
+        """(records, bytes) this poll may hand over: none from the moment the buffer is full until it has
+        drained to ``resume_ratio``; past ``full_wait_s`` of that every partition is held back."""
         source = self._room_source
         if source is None:
             return self._s.batch_size, 1 << 62
         free_r, free_b = source.room()
         room_r = free_r - (self._handed - self._landed)
         room_b = free_b - (self._handed_bytes - self._landed_bytes)
-        full = self._holds.active(HoldReason.BUFFER_FULL)
-        if not full and (room_r <= 0 or room_b <= 0):
+        now = time.monotonic()
+        if self._full_since is None:
+            if room_r > 0 and room_b > 0:
+                return room_r, room_b
+            self._full_since = now
+        held = self._holds.active(HoldReason.BUFFER_FULL)
+        if room_r >= source.max_records * (1 - self._s.resume_ratio) and room_b >= source.max_bytes * (
+            1 - self._s.resume_ratio
+        ):
+            self._full_since = None
+            if held:
+                log.info(
+                    "buffer drained (%d records held): resuming consumption", source.max_records - room_r
+                )
+                self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL, on=False))
+            return room_r, room_b
+        if not held and now - self._full_since >= self._s.full_wait_s:
             log.info(
-                "buffer full (%d of %d records, %d of %d bytes): pausing consumption",
+                "buffer full for %.1fs (%d of %d records, %d of %d bytes): pausing consumption",
+                now - self._full_since,
                 source.max_records - room_r,
                 source.max_records,
                 source.max_bytes - room_b,
                 source.max_bytes,
             )
             self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL))
-        elif full and (
-            room_r >= source.max_records * (1 - self._s.resume_ratio)
-            and room_b >= source.max_bytes * (1 - self._s.resume_ratio)
-        ):
-            log.info("buffer drained (%d records held): resuming consumption", source.max_records - room_r)
-            self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL, on=False))
-        if self._holds.active(HoldReason.BUFFER_FULL):
-            return 0, 0
-        return room_r, room_b
+        return 0, 0
+
+    def _wait_for_room(self) -> None:
+        """Until the engine has drained to the resume level, a command arrives, ``timeout_s`` passed (a room
+        source that cannot wake this thread is read again then) or ``full_wait_s`` is up."""
+        source = self._room_source
+        assert source is not None
+        assert self._full_since is not None
+        self._wakeup.clear()
+        ratio = 1 - self._s.resume_ratio
+        source.wake_when_free(
+            math.ceil(source.max_records * ratio) + self._handed - self._landed,
+            math.ceil(source.max_bytes * ratio) + self._handed_bytes - self._landed_bytes,
+            self._wakeup.set,
+        )
+        left = self._full_since + self._s.full_wait_s - time.monotonic()
+        self._wakeup.wait(max(0.0, min(self._s.timeout_s, left)))
 
     def _landed_on_loop(self, batch: list[Inbound], size: int) -> None:
         try:

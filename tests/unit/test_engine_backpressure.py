@@ -1,4 +1,4 @@
-"""Backpressure: pause when the buffer is full (records or bytes), resume at half, never lose a record."""
+"""Backpressure: pause when the buffer is full (records or bytes), resume when drained, never lose a record."""
 
 from __future__ import annotations
 
@@ -33,6 +33,26 @@ def test_budget_refuses_to_go_negative() -> None:
     b.remove(10)
     with pytest.raises(ValueError, match="accounting"):
         b.remove(10)
+
+
+def test_budget_wakes_the_poll_thread_once_enough_is_free() -> None:
+    b = BufferBudget(max_records=4, max_bytes=10_000)
+    for _ in range(4):
+        b.add(10)
+    woken: list[str] = []
+    b.wake_when_free(2, 0, lambda: woken.append("a"))
+    b.remove(10)
+    assert woken == []  # one free: not yet
+    b.remove(10)
+    assert woken == ["a"]
+    b.remove(10)
+    assert woken == ["a"]  # once per request
+    b.wake_when_free(1, 9_995, lambda: woken.append("b"))  # free enough records, not bytes (9,990)
+    assert woken == ["a"]
+    b.remove(10)
+    assert woken == ["a", "b"]
+    b.wake_when_free(1, 0, lambda: woken.append("c"))  # free already: at once
+    assert woken == ["a", "b", "c"]
 
 
 def test_budget_rejects_silly_bounds() -> None:

@@ -51,5 +51,6 @@ def test_the_fetch_defaults_can_be_overridden_in_kafka_client(tmp_path: Path) ->
     conf = consumer_config(load_config(write(tmp_path, MINIMAL), env={}))
     assert conf["fetch.wait.max.ms"] == 100
     assert conf["max.partition.fetch.bytes"] == 65536
+    assert conf["fetch.queue.backoff.ms"] == 20  # a full prefetch is looked at again after 20 ms, not 1 s
     text = MINIMAL + "kafka:\n  client:\n    fetch.wait.max.ms: 500\n"
     assert consumer_config(load_config(write(tmp_path, text), env={}))["fetch.wait.max.ms"] == 500

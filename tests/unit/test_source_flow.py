@@ -44,6 +44,7 @@ class LogConsumer:
         self.ignore_pauses = ignore_pauses
         self.seeks: list[tuple[TP, int]] = []
         self.pause_calls: list[set[TP]] = []
+        self.consumes = 0
         self.cb: dict[str, Any] = {}
         self.lock = threading.Lock()
 
@@ -76,6 +77,7 @@ class LogConsumer:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         out: list[Any] = []
+        self.consumes += 1
         with self.lock:
             progress = True
             while len(out) < num_messages and progress:
@@ -162,18 +164,21 @@ StartPoller = Callable[..., Poller]
 
 @pytest.fixture
 async def start_poller() -> AsyncIterator[StartPoller]:
-    """``start_poller(consumer, engine, batch_size=50) -> Poller``: a started poll thread over the fake
-    consumer, bounded by the engine's buffer; every one still running when the test ends is stopped."""
+    """``start_poller(consumer, engine, batch_size=50, full_wait_s=0.05) -> Poller``: a started poll thread
+    over the fake consumer, bounded by the engine's buffer; every one still running when the test ends is
+    stopped. A full buffer holds every partition back after ``full_wait_s``."""
     started: list[Poller] = []
 
-    def start(consumer: LogConsumer, engine: SlowEngine, batch_size: int = 50) -> Poller:
+    def start(
+        consumer: LogConsumer, engine: SlowEngine, batch_size: int = 50, full_wait_s: float = 0.05
+    ) -> Poller:
         poller = Poller(
             lambda conf: consumer,
             {"group.id": "g"},
             link=engine,
             loop=asyncio.get_running_loop(),
             topics=["signups"],
-            settings=PollSettings(batch_size=batch_size, timeout_s=0.005),
+            settings=PollSettings(batch_size=batch_size, timeout_s=0.005, full_wait_s=full_wait_s),
             metrics=Metrics(CollectorRegistry()),
             room=engine.buffer,
         )
@@ -202,6 +207,41 @@ async def test_a_deep_backlog_drained_slowly_never_exceeds_the_bound(start_polle
     await asyncio.wait_for(drain_slowly(engine, 3000, step=3), 30)
     assert engine.peak <= 200
     assert engine.seen == [(T0, i) for i in range(3000)]  # each once, in order
+    poller.stop()
+    await poller.wait()
+
+
+async def test_a_buffer_full_for_a_moment_pauses_nothing(start_poller: StartPoller) -> None:
+    """The bench's drain: the buffer fills and drains again and again. Pausing every partition each time
+    dropped librdkafka's prefetch, and a resumed partition was fetched again only up to ~1 s later (the
+    buffer ran empty for 0.2-0.7 s after every resume). The poll thread waits for room instead, so nothing is
+    paused or rewound, and the bound holds."""
+    consumer = LogConsumer({T0: 1500, T1: 1500})
+    engine = SlowEngine(max_records=200)
+    poller = start_poller(consumer, engine, full_wait_s=600)  # never full that long here
+    await asyncio.wait_for(drain_slowly(engine, 3000, step=3), 30)
+    assert engine.peak <= 200
+    assert consumer.pause_calls == [] and consumer.seeks == []
+    assert sorted(engine.seen) == sorted([(T0, i) for i in range(1500)] + [(T1, i) for i in range(1500)])
+    poller.stop()
+    await poller.wait()
+
+
+async def test_a_buffer_full_for_long_holds_every_partition_and_polling_goes_on(
+    start_poller: StartPoller,
+) -> None:
+    """Rebalance callbacks are only served inside consume(): past full_wait_s every partition is paused and
+    consume() is called again; once the engine drains, consumption resumes."""
+    consumer = LogConsumer({T0: 1000, T1: 1000})
+    engine = SlowEngine(max_records=100)
+    poller = start_poller(consumer, engine)
+    await eventually(lambda: consumer.paused == {T0, T1}, timeout=10)
+    assert engine.buffer.records == 100
+    polls = consumer.consumes
+    await eventually(lambda: consumer.consumes > polls + 3, timeout=10)  # callbacks still served
+    await asyncio.wait_for(drain_slowly(engine, 2000, step=5), 60)
+    assert engine.peak <= 100
+    assert consumer.paused == set()
     poller.stop()
     await poller.wait()
 
