@@ -220,8 +220,9 @@ async def test_a_buffer_full_for_a_moment_pauses_nothing(start_poller: StartPoll
     engine = SlowEngine(max_records=200)
     poller = start_poller(consumer, engine, full_wait_s=600)  # never full that long here
     await asyncio.wait_for(drain_slowly(engine, 3000, step=3), 30)
-    assert engine.peak <= 200
-    assert consumer.pause_calls == [] and consumer.seeks == []
+    assert engine.peak == 200  # it filled up (the drain is slower than the poll thread), and no further
+    assert consumer.pause_calls == []
+    assert consumer.seeks == []
     assert sorted(engine.seen) == sorted([(T0, i) for i in range(1500)] + [(T1, i) for i in range(1500)])
     poller.stop()
     await poller.wait()
