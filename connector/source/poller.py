@@ -294,17 +294,15 @@ class Poller:
         if source is None:
             return self._s.batch_size, 1 << 62
         free_r, free_b = source.room()
-        room_r = free_r - (self._handed - self._landed)
-        room_b = free_b - (self._handed_bytes - self._landed_bytes)
-        now = time.monotonic()
+        transit_r, transit_b = self._in_transit()
+        room_r, room_b = free_r - transit_r, free_b - transit_b
         if self._full_since is None:
             if room_r > 0 and room_b > 0:
                 return room_r, room_b
-            self._full_since = now
+            self._full_since = time.monotonic()
         held = self._holds.active(HoldReason.BUFFER_FULL)
-        if room_r >= source.max_records * (1 - self._s.resume_ratio) and room_b >= source.max_bytes * (
-            1 - self._s.resume_ratio
-        ):
+        level_r, level_b = self._resume_level(source)
+        if room_r >= level_r and room_b >= level_b:
             self._full_since = None
             if held:
                 log.info(
@@ -312,10 +310,11 @@ class Poller:
                 )
                 self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL, on=False))
             return room_r, room_b
-        if not held and now - self._full_since >= self._s.full_wait_s:
+        full_for = time.monotonic() - self._full_since
+        if not held and full_for >= self._s.full_wait_s:
             log.info(
                 "buffer full for %.1fs (%d of %d records, %d of %d bytes): pausing consumption",
-                now - self._full_since,
+                full_for,
                 source.max_records - room_r,
                 source.max_records,
                 source.max_bytes - room_b,
@@ -324,6 +323,15 @@ class Poller:
             self._set_hold(consumer, Hold.everything(HoldReason.BUFFER_FULL))
         return 0, 0
 
+    def _in_transit(self) -> tuple[int, int]:
+        """(records, bytes) handed to the loop and not yet taken by the engine: they count against the room."""
+        return self._handed - self._landed, self._handed_bytes - self._landed_bytes
+
+    def _resume_level(self, source: BufferRoom) -> tuple[int, int]:
+        """The room (records, bytes) at which a full buffer is consumed from again."""
+        ratio = 1 - self._s.resume_ratio
+        return math.ceil(source.max_records * ratio), math.ceil(source.max_bytes * ratio)
+
     def _wait_for_room(self) -> None:
         """Until the engine has drained to the resume level, a command arrives, ``timeout_s`` passed (a room
         source that cannot wake this thread is read again then) or ``full_wait_s`` is up."""
@@ -331,12 +339,8 @@ class Poller:
         assert source is not None
         assert self._full_since is not None
         self._wakeup.clear()
-        ratio = 1 - self._s.resume_ratio
-        source.wake_when_free(
-            math.ceil(source.max_records * ratio) + self._handed - self._landed,
-            math.ceil(source.max_bytes * ratio) + self._handed_bytes - self._landed_bytes,
-            self._wakeup.set,
-        )
+        (level_r, level_b), (transit_r, transit_b) = self._resume_level(source), self._in_transit()
+        source.wake_when_free(level_r + transit_r, level_b + transit_b, self._wakeup.set)
         left = self._full_since + self._s.full_wait_s - time.monotonic()
         self._wakeup.wait(max(0.0, min(self._s.timeout_s, left)))
 
