@@ -312,6 +312,11 @@ class AttentiveClient:
         request really went)."""
         await self.limiter.acquire(endpoint, ahead=True)
 
+    def try_turn(self, endpoint: Endpoint) -> bool:
+        """Take ``endpoint``'s next rate-limiter turn if it is due now, without waiting (True); else take
+        nothing (False). Like :meth:`wait_turn`, follow it with :meth:`send` and ``turn_taken=True``."""
+        return self.limiter.try_acquire(endpoint, ahead=True)
+
     async def send(self, call: Call, *, turn_taken: bool = False) -> ApiResponse:
         """Deliver one :class:`~connector.types.Call`: wait for the endpoint's rate limiter (unless the turn was
         taken with :meth:`wait_turn`), then ONE attempt.

@@ -262,10 +262,11 @@ class EndpointLimiter:
         now = self._clock()
         return max(0.0, self._next_slot(now) - now, self._earliest(now, self._sent) - now)
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, *, ahead: bool = False) -> bool:
         """Take the next slot if it is due now (what :meth:`delay` ``<= 0`` promises); else change nothing.
 
-        The common case on the hot path, without a coroutine: :meth:`acquire` starts with it.
+        The common case on the hot path, without a coroutine: :meth:`acquire` starts with it. ``ahead`` as
+        in :meth:`acquire`.
         """
         now = self._clock()
         self._forget(now)
@@ -278,6 +279,8 @@ class EndpointLimiter:
         self._tat = max(self._tat, slot) + self._interval(slot)
         self._slots.append(slot)
         self._sent.append(now)
+        if ahead:
+            self._ahead.append(now)
         self._lag = min(_CATCH_UP_S, max(0.0, now - slot))
         return True
 
@@ -287,9 +290,7 @@ class EndpointLimiter:
         ``ahead``: the request will go a little later (the delivery pumps take the turn, then wait for a
         request slot); call :meth:`went` when it does, so the cap counts it when it really went.
         """
-        if self.try_acquire():
-            if ahead:
-                self._ahead.append(self._sent[-1])
+        if self.try_acquire(ahead=ahead):
             return
         while True:
             now = self._clock()
@@ -541,9 +542,9 @@ class RateLimiter:
     def __getitem__(self, endpoint: Endpoint) -> EndpointLimiter:
         return self._limiters[endpoint]
 
-    def try_acquire(self, endpoint: Endpoint) -> bool:
+    def try_acquire(self, endpoint: Endpoint, *, ahead: bool = False) -> bool:
         """Take ``endpoint``'s turn if it is free now, without waiting (see :meth:`EndpointLimiter.try_acquire`)."""
-        return self._limiters[endpoint].try_acquire()
+        return self._limiters[endpoint].try_acquire(ahead=ahead)
 
     async def acquire(self, endpoint: Endpoint, *, ahead: bool = False) -> None:
         await self._limiters[endpoint].acquire(ahead=ahead)

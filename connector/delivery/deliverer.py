@@ -62,6 +62,51 @@ class RecordTicket:
 _Entry = tuple[int, int, asyncio.Future[None], RecordTicket | None]  # (order, arrival, waiter, ticket)
 
 
+class _Slots:
+    """A counting semaphore whose free slot can also be taken without awaiting (:meth:`try_take`).
+
+    The deliverer's fast path takes a call's slots in the same step as its turn, so it must know, without
+    yielding, that both are there. Waiters are served first come, first served, and a released slot goes
+    straight to the oldest waiter, so a free slot is never taken past one.
+    """
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def available(self) -> bool:
+        """A slot is free and nobody waits for one (what :meth:`try_take` would take)."""
+        return self.free > 0 and not self._waiters
+
+    def try_take(self) -> bool:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed the slot in the same turn as the cancellation: pass it on
+            raise
+
+    def give(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class _EndpointQueue:
     """Calls waiting for one endpoint's turn and its pump task.
 
@@ -83,7 +128,7 @@ class _EndpointQueue:
         self.plain: list[_Entry] = []
         self.seq = 0
         self.task: asyncio.Task[None] | None = None
-        self.slots = asyncio.Semaphore(slots)
+        self.slots = _Slots(slots)
         self.wake = asyncio.Event()
 
     def __len__(self) -> int:
@@ -157,7 +202,7 @@ class CallDeliverer:
         self._policy = policy
         self._circuits = circuits
         self._auth = auth
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = _Slots(max_in_flight)
         self._max_in_flight = max_in_flight
         self._endpoint_limits = dict(endpoint_limits or {})
         self._queues: dict[str, _EndpointQueue] = {}
@@ -289,8 +334,10 @@ class CallDeliverer:
             kind = "open"
         else:
             kind = "plain"  # a single call, or a first call retried (its record is counted already)
-        await self._turn(queue, call.endpoint, kind, ticket, order)
-        # Holding a global and an endpoint slot, and the limiter's turn, taken for this call by the pump.
+        if not self._take_now(queue, call.endpoint, kind, ticket):
+            await self._turn(queue, call.endpoint, kind, ticket, order)
+        # Holding a global and an endpoint slot, and the limiter's turn, taken for this call (here or by the
+        # pump).
         try:
             if not self._auth.ok:
                 # The key was refused while this call queued: don't send it just to get a 401. (The turn it
@@ -302,8 +349,8 @@ class CallDeliverer:
             finally:
                 self._in_flight -= 1
         finally:
-            queue.slots.release()
-            self._slots.release()
+            queue.slots.give()
+            self._slots.give()
 
     def _queue(self, endpoint: str) -> _EndpointQueue:
         queue = self._queues.get(endpoint)
@@ -311,6 +358,31 @@ class CallDeliverer:
             limit = min(self._max_in_flight, max(1, self._endpoint_limits.get(endpoint, self._max_in_flight)))
             queue = self._queues[endpoint] = _EndpointQueue(limit)
         return queue
+
+    def _take_now(
+        self, queue: _EndpointQueue, endpoint: Endpoint, kind: str, ticket: RecordTicket | None
+    ) -> bool:
+        """Take the call's turn and both slots at once, without queueing, when nobody waits ahead of it at its
+        endpoint, both slots are free and the endpoint's turn is due now (True); else take nothing (False).
+
+        The common case when the limits are far away: it saves the queue entry, the pump's wake-up and the
+        hand-over (a future and two event-loop steps per call). Anyone already waiting keeps their place:
+        a call joins the queue whenever the queue or a slot's waiters are not empty.
+        """
+        if len(queue) or not queue.slots.available() or not self._slots.available():
+            return False
+        opening = kind == "open"
+        if opening and self._half >= self._max_half:
+            return False
+        if not self._sender.try_turn(endpoint):
+            return False
+        queue.slots.try_take()  # both free (checked above, nothing ran since)
+        self._slots.try_take()
+        if opening:
+            assert ticket is not None
+            ticket.counted = True
+            self._half += 1
+        return True
 
     async def _turn(
         self,
@@ -332,8 +404,8 @@ class CallDeliverer:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # Handed the slots in the same turn as the cancellation: give them back.
-                queue.slots.release()
-                self._slots.release()
+                queue.slots.give()
+                self._slots.give()
             raise
 
     async def _pump(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
@@ -349,12 +421,12 @@ class CallDeliverer:
                     await queue.wake.wait()
                     continue
                 await self._sender.wait_turn(endpoint)
-                await queue.slots.acquire()
-                await self._slots.acquire()
+                await queue.slots.take()
+                await self._slots.take()
                 entry = queue.pop(open_ok=self._half < self._max_half)
                 if entry is None:
-                    self._slots.release()
-                    queue.slots.release()
+                    self._slots.give()
+                    queue.slots.give()
                     continue  # the turn goes unused: nobody (allowed) is left to take it
                 waiter, ticket = entry
                 if ticket is not None and not ticket.counted:

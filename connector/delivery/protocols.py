@@ -21,6 +21,11 @@ class ApiSender(Protocol):
         """Reserve ``endpoint``'s next rate-limiter turn and wait until it is due (at once when it is)."""
         ...
 
+    def try_turn(self, endpoint: Endpoint) -> bool:
+        """Take ``endpoint``'s next rate-limiter turn if it is due now (True), else take nothing (False);
+        a turn taken is then used with ``send(call, turn_taken=True)``, as after :meth:`wait_turn`."""
+        ...
+
     async def send(self, call: Call, *, turn_taken: bool = False) -> Any:
         """One attempt; waits for the endpoint's turn first unless ``turn_taken`` (by :meth:`wait_turn`)."""
         ...

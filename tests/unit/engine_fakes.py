@@ -67,6 +67,9 @@ class FakeSender:
     async def wait_turn(self, endpoint: Any) -> None:
         return None  # no rate limiter
 
+    def try_turn(self, endpoint: Any) -> bool:
+        return True  # no rate limiter: always due
+
     async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -115,6 +118,14 @@ class PacedSender(FakeSender):
         self.next_turn[str(endpoint)] = turn + self.intervals.get(str(endpoint), 0.0)
         if turn > now:
             await asyncio.sleep(turn - now)  # slot-free: the deliverer takes its slots after the turn
+
+    def try_turn(self, endpoint: Any) -> bool:
+        now = asyncio.get_running_loop().time()
+        turn = self.next_turn.get(str(endpoint), now)
+        if turn > now:
+            return False
+        self.next_turn[str(endpoint)] = now + self.intervals.get(str(endpoint), 0.0)
+        return True
 
     async def send(self, call: Call, *, turn_taken: bool = False) -> dict[str, Any]:
         if not turn_taken:

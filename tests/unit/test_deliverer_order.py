@@ -14,7 +14,7 @@ from connector.attentive.endpoints import Endpoint
 from connector.errors import ApiPermanentError
 from connector.source.offsets import TP
 from connector.types import Call
-from tests.unit.engine_fakes import FakeSender, Rigs, eventually, rec
+from tests.unit.engine_fakes import FakeSender, Rigs, delivery_settings, eventually, rec
 
 pytestmark = pytest.mark.looptime
 
@@ -27,6 +27,13 @@ class GatedSender(FakeSender):
 
     async def wait_turn(self, endpoint: Any) -> None:
         await self.permits.get()
+
+    def try_turn(self, endpoint: Any) -> bool:
+        try:
+            self.permits.get_nowait()
+        except asyncio.QueueEmpty:
+            return False
+        return True
 
 
 def call(record_id: str) -> Call:
@@ -184,3 +191,110 @@ async def test_the_engine_serves_a_record_that_waited_for_its_key_before_later_r
         sender.permits.put_nowait(None)
     assert await rig.engine.wait_idle(5.0)
     assert sender.delivered == [f"orders/0/{i}" for i in (0, 1, 2, 3, 4, 5)]
+
+
+# --- the fast path: a call nobody waits ahead of takes its turn and slots at once -----------------------
+
+
+@dataclass
+class CountingTurns(FakeSender):
+    """Counts the turns taken at once (``try_turn``) and through the pump (``wait_turn``)."""
+
+    at_once: int = 0
+    pumped: int = 0
+
+    async def wait_turn(self, endpoint: Any) -> None:
+        self.pumped += 1
+
+    def try_turn(self, endpoint: Any) -> bool:
+        self.at_once += 1
+        return True
+
+
+async def test_a_call_nobody_waits_ahead_of_goes_without_the_pump(make_rig: Rigs) -> None:
+    sender = CountingTurns()
+    rig = await make_rig(sender=sender)
+    d = rig.deliverer
+    for i in range(3):
+        await d.deliver(call(f"f/0/{i}"))
+    assert sender.delivered == ["f/0/0", "f/0/1", "f/0/2"]
+    assert (sender.at_once, sender.pumped) == (3, 0)
+    queue = d._queues["custom_event"]  # noqa: SLF001
+    assert queue.task is None and len(queue) == 0  # never queued, no pump started
+
+
+async def test_a_call_arriving_while_others_wait_for_a_slot_queues_behind_them(make_rig: Rigs) -> None:
+    """With the one request slot busy, later calls queue; a call arriving after them must not take the slot
+    the moment it frees (the fast path asks for an empty queue and a slot nobody waits for)."""
+    sender = CountingTurns(slow={"s/0/0": 0.1})
+    rig = await make_rig(settings=delivery_settings(max_in_flight=1), sender=sender)
+    d = rig.deliverer
+    first = asyncio.create_task(d.deliver(call("s/0/0")))
+    await eventually(lambda: sender.in_flight == 1)
+    second = asyncio.create_task(d.deliver(call("s/0/1")))
+    await eventually(lambda: len(d._queues["custom_event"]) == 1)  # noqa: SLF001
+    third = asyncio.create_task(d.deliver(call("s/0/2")))
+    await asyncio.gather(first, second, third)
+    assert sender.delivered == ["s/0/0", "s/0/1", "s/0/2"]
+    assert sender.at_once == 1  # only the first went at once
+
+
+async def test_the_fast_path_keeps_the_half_delivered_cap(make_rig: Rigs) -> None:
+    sender = CountingTurns(slow={"h/0/0/0": 0.1})
+    rig = await make_rig(sender=sender, max_half_delivered=1)
+    d = rig.deliverer
+    tickets = [d.ticket(), d.ticket()]
+    first = asyncio.create_task(d.deliver(call("h/0/0/0"), ticket=tickets[0]))
+    await eventually(lambda: d.half_delivered == 1)
+    held = asyncio.create_task(d.deliver(call("h/0/1/0"), ticket=tickets[1]))
+    await eventually(lambda: len(d._queues["custom_event"]) == 1)  # noqa: SLF001
+    await first
+    assert not held.done()  # record 0 is still half delivered: record 1's first call waits
+    d.release(tickets[0])
+    await held
+    assert sender.delivered == ["h/0/0/0", "h/0/1/0"]
+    assert d.half_delivered == 1
+    d.release(tickets[1])
+
+
+# --- _Slots ------------------------------------------------------------------------------------------
+
+
+async def test_slots_serve_waiters_first_come_first_served_and_skip_the_cancelled() -> None:
+    from connector.delivery.deliverer import _Slots
+
+    slots = _Slots(1)
+    assert slots.available() and slots.try_take()
+    assert not slots.available() and not slots.try_take()
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        await slots.take()
+        order.append(name)
+
+    a, b, c = (asyncio.create_task(take(n)) for n in "abc")
+    await eventually(lambda: len(slots._waiters) == 3)  # noqa: SLF001
+    b.cancel()
+    slots.give()  # straight to a, not back to the free count
+    await a
+    assert slots.free == 0 and not slots.try_take()  # c still waits: nobody may take the slot past it
+    slots.give()  # b was cancelled: c gets it
+    await c
+    assert order == ["a", "c"]
+    slots.give()
+    assert slots.free == 1 and slots.available()
+
+
+async def test_a_slot_handed_to_a_waiter_cancelled_in_the_same_turn_is_passed_on() -> None:
+    from connector.delivery.deliverer import _Slots
+
+    slots = _Slots(0)
+    first = asyncio.create_task(slots.take())
+    second = asyncio.create_task(slots.take())
+    await eventually(lambda: len(slots._waiters) == 2)  # noqa: SLF001
+    slots.give()  # handed to first ...
+    first.cancel()  # ... which is cancelled before it runs: the slot goes on to second
+    await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert slots.free == 0
