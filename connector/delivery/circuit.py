@@ -47,6 +47,9 @@ class Permit:
     wait_s: float = 0.0
 
 
+_GO = Permit(go=True)  # a closed circuit's answer, every call (frozen, so one is enough)
+
+
 class Circuit:
     """The state machine of one endpoint's circuit. Not thread-safe; used from the event loop only."""
 
@@ -77,7 +80,7 @@ class Circuit:
     def permit(self) -> Permit:
         """May a call be sent now? Half-open lets exactly one probe through at a time."""
         if self._state is CircuitState.CLOSED:
-            return Permit(go=True)
+            return _GO
         now = self._clock()
         if self._state is CircuitState.OPEN:
             if now < self._open_until:
@@ -165,6 +168,12 @@ class CircuitBoard:
 
     def open_endpoints(self) -> list[str]:
         return sorted(e for e, c in self._circuits.items() if c.is_open)
+
+    def closed(self, endpoint: str) -> bool:
+        """Whether ``endpoint``'s circuit is closed, so a call may go now and is no probe (the hot path's check,
+        without a coroutine: :meth:`acquire` is for the other cases)."""
+        c = self._circuits.get(endpoint)
+        return c is not None and c.state is CircuitState.CLOSED
 
     async def acquire(self, endpoint: str) -> bool:
         """Wait until a call to ``endpoint`` may be sent; True when this call is the half-open probe."""

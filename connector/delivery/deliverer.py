@@ -264,8 +264,10 @@ class CallDeliverer:
         state = attempts if attempts is not None else CallAttempts()
         endpoint = str(call.endpoint)
         while True:
-            await self._auth.wait_ok()
-            probe = await self._circuits.acquire(endpoint)
+            # Checked without a coroutine first: the key accepted and the circuit closed are the common case.
+            if not self._auth.ok:
+                await self._auth.wait_ok()
+            probe = False if self._circuits.closed(endpoint) else await self._circuits.acquire(endpoint)
             try:
                 response = await self._send(call, endpoint, resumes, ticket, order)
             except asyncio.CancelledError:

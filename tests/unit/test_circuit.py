@@ -140,3 +140,25 @@ async def test_board_waiters_are_released_when_the_probe_succeeds() -> None:
     )
     # Other endpoints were never affected.
     assert await asyncio.wait_for(board.acquire("subscribe"), 1) is False
+
+
+def test_board_says_closed_only_for_a_closed_circuit_it_knows() -> None:
+    """``closed`` is the deliverer's check without a coroutine: an endpoint not seen yet, an open and a
+    half-open circuit all answer False, so those calls take ``acquire`` (which creates, waits or probes)."""
+    clock = FakeClock()
+    board = CircuitBoard(
+        CircuitSettings(failure_ratio=0.5, window_s=10, min_calls=2, open_s=5.0),
+        metrics=Metrics(CollectorRegistry()),
+        clock=clock,
+    )
+    assert not board.closed("custom_event")  # not seen yet
+    board.success("custom_event", probe=False)
+    assert board.closed("custom_event")
+    board.failure("custom_event", probe=False)
+    board.failure("custom_event", probe=False)
+    board.failure("custom_event", probe=False)
+    assert board.circuit("custom_event").state is CircuitState.OPEN
+    assert not board.closed("custom_event")
+    clock.now += 5.0
+    assert board.circuit("custom_event").permit().probe  # half-open now, the probe out
+    assert not board.closed("custom_event")
