@@ -166,21 +166,31 @@ class NullProducer:
         return 0
 
 
-async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: float) -> dict[str, Any]:
-    from connector.pipeline.runtime import DeliveryRuntime, build_client, build_router, settle_heap
+def memory_runtime(
+    config: ConnectorConfig, records: list[bl.PoolRecord], client: Any, metrics: Metrics
+) -> Any:
+    """The connector's :class:`DeliveryRuntime` over a :class:`MemoryConsumer` of ``records`` and a producer
+    that acknowledges at once (the probes' stand-ins for Kafka), with ``client`` as its Attentive client."""
+    from connector.pipeline.runtime import DeliveryRuntime, build_router
 
-    metrics = Metrics(CollectorRegistry())
     consumer = MemoryConsumer(records)
-    runtime = DeliveryRuntime(
+    return DeliveryRuntime(
         config,
         router=build_router(config),
-        client=build_client(config, metrics),
+        client=client,
         metrics=metrics,
         health=None,
         consumer_factory=lambda conf: consumer,
         producer_factory=lambda conf: NullProducer(),
         topics=list(TOPICS),
     )
+
+
+async def _run(config: ConnectorConfig, records: list[bl.PoolRecord], seconds: float) -> dict[str, Any]:
+    from connector.pipeline.runtime import build_client, settle_heap
+
+    metrics = Metrics(CollectorRegistry())
+    runtime = memory_runtime(config, records, build_client(config, metrics), metrics)
     settle_heap()
     stalls = _Stalls()
     await runtime.start()

@@ -3,9 +3,9 @@
 ``python -m bench.hotpath [--records N] [--http] [--profile FILE]`` builds the benchmark's pool, takes the
 end-to-end phase's natural mix of it, and drains it through the connector's own :class:`DeliveryRuntime`
 (poll thread, engine, router and decoders, lanes, deliverer, real :class:`AttentiveClient` and rate limiter,
-limits lifted as in the end-to-end phase). The consumer is :class:`bench.engine_probe.MemoryConsumer`; the
-transport answers every request with a 200 at the next event-loop turn, so what is measured is everything the
-connector does per request except HTTP, with little noise (repeat runs agree within a few per cent, where the
+limits lifted as in the end-to-end phase) over :func:`bench.engine_probe.memory_runtime`'s in-memory
+consumer. The transport answers every request with a 200 at the next event-loop turn, so what is measured is
+everything the connector does per request except HTTP, with little noise (repeat runs agree within a few per cent, where the
 end-to-end phase drifts with the machine). ``--http`` sends over the real aiohttp transport to a fast
 sandbox instead (still no broker), to see what HTTP adds inside the connector. ``--profile FILE`` writes a
 cProfile of the drain (call counts per record are what it is good for; its timings are inflated).
@@ -30,7 +30,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from bench import backlog as bl
-from bench.engine_probe import MemoryConsumer, NullProducer
+from bench.engine_probe import memory_runtime
 from bench.stack import FAST_SANDBOX_FLAGS, SHIPPED_CONFIG, TOPICS, UNLIMITED_RATE
 from connector.attentive.client import AttentiveClient
 from connector.attentive.endpoints import Endpoint
@@ -99,7 +99,7 @@ async def _drain(
     transport: AnswerAtOnce | Counting,
     profile: cProfile.Profile | None,
 ) -> dict[str, Any]:
-    from connector.pipeline.runtime import DeliveryRuntime, build_router, settle_heap
+    from connector.pipeline.runtime import settle_heap
 
     metrics = Metrics(CollectorRegistry())
     client = AttentiveClient(
@@ -108,17 +108,7 @@ async def _drain(
         transport=transport,
         max_connections=config.delivery.max_in_flight,
     )
-    consumer = MemoryConsumer(records)
-    runtime = DeliveryRuntime(
-        config,
-        router=build_router(config),
-        client=client,
-        metrics=metrics,
-        health=None,
-        consumer_factory=lambda conf: consumer,
-        producer_factory=lambda conf: NullProducer(),
-        topics=list(TOPICS),
-    )
+    runtime = memory_runtime(config, records, client, metrics)
     settle_heap()
     await runtime.start()
     in_flight: list[int] = []
