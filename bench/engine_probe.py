@@ -19,14 +19,16 @@ import secrets
 import threading
 import time
 import zlib
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+import yaml
 from prometheus_client import CollectorRegistry
 
 from bench import backlog as bl
 from bench import keys, shaped
-from bench.stack import SHAPED_SANDBOX_FLAGS, TOPICS
+from bench.stack import SHAPED_SANDBOX_FLAGS, SHIPPED_CONFIG, TOPICS
 from connector.attentive.endpoints import Endpoint
 from connector.config import ConnectorConfig, load_config
 from connector.devkafka.sandbox_process import SandboxProcess
@@ -166,6 +168,35 @@ class NullProducer:
         return 0
 
 
+def probe_config(
+    name: str,
+    base_url: str,
+    api_key: str,
+    *,
+    delivery: Mapping[str, Any] | None = None,
+    rate_limits: Mapping[str, float] | None = None,
+) -> ConnectorConfig:
+    """The shipped config for an in-process probe: schemas read from their files (``encoding: raw``, no
+    registry), pointed at ``base_url`` with ``api_key``, logging at WARNING, ``delivery`` settings and
+    ``rate_limits`` laid over it; written as ``.cache/<name>.yaml`` and loaded."""
+    raw: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    base = SHIPPED_CONFIG.parent
+    for topic in raw["topics"].values():
+        topic["schema"] = str((base / topic["schema"]).resolve())
+        topic["encoding"] = "raw"
+    raw["rules"] = str((base / raw["rules"]).resolve())
+    raw["attentive"]["base_url"] = base_url
+    raw["attentive"]["api_key"] = api_key
+    if rate_limits is not None:
+        raw["attentive"]["rate_limits"] = dict(rate_limits)
+    raw["logging"] = {"format": "json", "level": "WARNING"}
+    raw["delivery"].update(delivery or {})
+    path = base.parent / ".cache" / f"{name}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_config(path, env={})
+
+
 def memory_runtime(
     config: ConnectorConfig, records: list[bl.PoolRecord], client: Any, metrics: Metrics
 ) -> Any:
@@ -299,26 +330,8 @@ def main() -> int:
     api_key = "probe-" + secrets.token_hex(8)
     sb = SandboxProcess(*SHAPED_SANDBOX_FLAGS, *args.sandbox_flag, api_key=api_key)
     try:
-        import yaml
-
-        from bench.stack import SHIPPED_CONFIG
-
-        raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
-        base = SHIPPED_CONFIG.parent
-        for topic in raw["topics"].values():
-            topic["schema"] = str((base / topic["schema"]).resolve())
-            topic["encoding"] = "raw"
-        raw["rules"] = str((base / raw["rules"]).resolve())
-        raw["attentive"]["base_url"] = sb.url
-        raw["attentive"]["api_key"] = api_key
-        raw["logging"] = {"format": "json", "level": "WARNING"}
-        for item in args.set:
-            k, v = item.split("=", 1)
-            raw["delivery"][k] = yaml.safe_load(v)
-        path = SHIPPED_CONFIG.parent.parent / ".cache" / "engine-probe.yaml"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-        config = load_config(path, env={})
+        delivery = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+        config = probe_config("engine-probe", sb.url, api_key, delivery=delivery)
         pool = bl.build_pool(config, TOPICS, 2000)
         limits = {e: config.attentive.rate_limit(e) for e in Endpoint}
         mix = keys.rekey(

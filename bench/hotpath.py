@@ -26,16 +26,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prometheus_client import CollectorRegistry
 
 from bench import backlog as bl
-from bench.engine_probe import memory_runtime
-from bench.stack import FAST_SANDBOX_FLAGS, SHIPPED_CONFIG, TOPICS, UNLIMITED_RATE
+from bench.engine_probe import memory_runtime, probe_config
+from bench.stack import FAST_SANDBOX_FLAGS, TOPICS, UNLIMITED_RATE
 from connector.attentive.client import AttentiveClient
 from connector.attentive.endpoints import Endpoint
 from connector.attentive.transport import AttentiveTransport, RawResponse
-from connector.config import ConnectorConfig, load_config
+from connector.config import ConnectorConfig
 from connector.observability.metrics import Metrics
 
 
@@ -74,23 +73,6 @@ class Counting:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _config(base_url: str, api_key: str) -> ConnectorConfig:
-    raw: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
-    base = SHIPPED_CONFIG.parent
-    for topic in raw["topics"].values():
-        topic["schema"] = str((base / topic["schema"]).resolve())
-        topic["encoding"] = "raw"  # no registry: the decoders read the schema files
-    raw["rules"] = str((base / raw["rules"]).resolve())
-    raw["attentive"]["base_url"] = base_url
-    raw["attentive"]["api_key"] = api_key
-    raw["attentive"]["rate_limits"] = {str(e): UNLIMITED_RATE for e in Endpoint}
-    raw["logging"] = {"format": "json", "level": "WARNING"}
-    path = base.parent / ".cache" / "hotpath.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return load_config(path, env={})
 
 
 async def _drain(
@@ -150,7 +132,12 @@ def main() -> int:
 
         sandbox = SandboxProcess(*FAST_SANDBOX_FLAGS, api_key=api_key)
     try:
-        config = _config(sandbox.url if sandbox else "http://127.0.0.1:9", api_key)
+        config = probe_config(
+            "hotpath",
+            sandbox.url if sandbox else "http://127.0.0.1:9",
+            api_key,
+            rate_limits={str(e): UNLIMITED_RATE for e in Endpoint},  # lifted, as in the end-to-end phase
+        )
         pool = bl.build_pool(config, TOPICS, 2000)
         records = bl.natural_mix(pool, args.records)
         transport: AnswerAtOnce | Counting

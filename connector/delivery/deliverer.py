@@ -353,8 +353,7 @@ class CallDeliverer:
             finally:
                 self._in_flight -= 1
         finally:
-            queue.slots.give()
-            self._slots.give()
+            self._give_slots(queue)
 
     def _queue(self, endpoint: str) -> _EndpointQueue:
         queue = self._queues.get(endpoint)
@@ -375,18 +374,25 @@ class CallDeliverer:
         """
         if len(queue) or not queue.slots.available() or not self._slots.available():
             return False
-        opening = kind == "open"
-        if opening and self._half >= self._max_half:
+        if kind == "open" and self._half >= self._max_half:
             return False
         if not self._sender.try_turn(endpoint):
             return False
         queue.slots.try_take()  # both free (checked above, nothing ran since)
         self._slots.try_take()
-        if opening:
-            assert ticket is not None
+        self._count_half_delivered(ticket)
+        return True
+
+    def _count_half_delivered(self, ticket: RecordTicket | None) -> None:
+        """A multi-call record's first call was handed its turn: the record is half delivered until released."""
+        if ticket is not None and not ticket.counted:
             ticket.counted = True
             self._half += 1
-        return True
+
+    def _give_slots(self, queue: _EndpointQueue) -> None:
+        """Give back a call's endpoint slot and global slot."""
+        queue.slots.give()
+        self._slots.give()
 
     async def _turn(
         self,
@@ -408,8 +414,7 @@ class CallDeliverer:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # Handed the slots in the same turn as the cancellation: give them back.
-                queue.slots.give()
-                self._slots.give()
+                self._give_slots(queue)
             raise
 
     async def _pump(self, queue: _EndpointQueue, endpoint: Endpoint) -> None:
@@ -429,13 +434,10 @@ class CallDeliverer:
                 await self._slots.take()
                 entry = queue.pop(open_ok=self._half < self._max_half)
                 if entry is None:
-                    self._slots.give()
-                    queue.slots.give()
+                    self._give_slots(queue)
                     continue  # the turn goes unused: nobody (allowed) is left to take it
                 waiter, ticket = entry
-                if ticket is not None and not ticket.counted:
-                    ticket.counted = True
-                    self._half += 1
+                self._count_half_delivered(ticket)
                 waiter.set_result(None)
         finally:
             queue.task = None
